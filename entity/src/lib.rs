@@ -1,0 +1,18 @@
+//! sea-orm entities of zhigang: one module per table.
+
+pub mod application;
+pub mod attachment;
+pub mod calendar_day;
+pub mod company;
+pub mod company_member;
+pub mod enums;
+pub mod history_event;
+pub mod org_membership;
+pub mod organization;
+pub mod outbox;
+pub mod reference_counter;
+pub mod session;
+pub mod system_admin;
+pub mod task;
+pub mod user;
+pub mod workflow_definition;

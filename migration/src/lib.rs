@@ -1,0 +1,19 @@
+//! Database migrations of zhigang. One set runs on SQLite and PostgreSQL alike.
+//!
+//! Rule for later migrations: each one must be compatible with the application version
+//! that runs before it (add columns nullable or with defaults, never rename in place),
+//! so several instances can be upgraded one at a time without downtime.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_initial;
+
+/// The migrator: the list of every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}

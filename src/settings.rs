@@ -1,0 +1,90 @@
+//! Typed settings: defaults < optional TOML file < `ZHIGANG_*` environment variables.
+//! Secrets are [`SecretString`]s, whose `Debug` is redacted, so they never reach a log line.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// All settings of a zhigang process.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Database URL (`sqlite://…` or `postgres://…`); SQLite under `data_dir` when unset.
+    pub database_url: Option<SecretString>,
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the SQLite file, attachments and mail files live.
+    pub data_dir: PathBuf,
+    /// The public URL of the portal, for links in email.
+    pub base_url: String,
+    /// SMTP server (`smtp://`, `smtps://user:pass@host:465`); `.eml` files when unset.
+    pub smtp_url: Option<SecretString>,
+    /// Largest database pool.
+    pub db_max_connections: u32,
+}
+
+#[derive(Serialize)]
+struct Defaults {
+    listen: &'static str,
+    data_dir: &'static str,
+    base_url: &'static str,
+    db_max_connections: u32,
+}
+
+impl Settings {
+    /// Loads settings: defaults, then `file` (or `zhigang.toml` if it exists), then the
+    /// environment variables `ZHIGANG_*`.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let defaults = Defaults {
+            listen: "127.0.0.1:8080",
+            data_dir: "./data",
+            base_url: "http://127.0.0.1:8080",
+            db_max_connections: 10,
+        };
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        match file {
+            Some(f) => figment = figment.merge(Toml::file_exact(f)),
+            None => figment = figment.merge(Toml::file("zhigang.toml")),
+        }
+        let settings: Settings = figment.merge(Env::prefixed("ZHIGANG_")).extract()?;
+        Ok(settings)
+    }
+
+    /// The database URL to connect to.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_string(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("zhigang.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() -> anyhow::Result<()> {
+        let s = Settings {
+            database_url: Some(SecretString::from("postgres://u:hunter2@db/x")),
+            listen: "127.0.0.1:0".into(),
+            data_dir: "./data".into(),
+            base_url: "http://x".into(),
+            smtp_url: Some(SecretString::from("smtps://u:pw-secret@mail:465")),
+            db_max_connections: 1,
+        };
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("pw-secret"),
+            "{debug}"
+        );
+        Ok(())
+    }
+}

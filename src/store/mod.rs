@@ -1,0 +1,767 @@
+//! Persistence: loads what the engine needs, and applies its transitions in one database
+//! transaction guarded by the application's `version`.
+
+pub mod history;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
+use entity::enums::{ApplicationStatus, OrgRole, OutboxStatus};
+use entity::{
+    application, attachment, calendar_day, company, company_member, history_event, org_membership,
+    organization, outbox, system_admin, task, user, workflow_definition,
+};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
+    DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::calendar::{Calendar, CalendarEntry, DayKind, local_date};
+use crate::ids::{ApplicationId, CompanyId, OrgId, TaskId, UserId};
+use crate::organizations::{OrgDirectory, OrgInfo};
+use crate::workflow::definition::Definition;
+use crate::workflow::engine::{
+    self, Action, Actor, AppState, Audience, Context, Refusal, ReturnItem, TaskState, Transition,
+};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object (or not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// The engine refused the action.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// Someone else changed the application first, and retrying did not get through.
+    #[error("the application was changed by someone else; reload and try again")]
+    Conflict,
+    /// Input the store cannot accept.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Result type of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The current time, truncated to microseconds: the precision both databases keep, so a
+/// value reads back exactly as written (the history hash depends on it).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Every organization.
+pub async fn load_orgs<C: ConnectionTrait>(db: &C) -> StoreResult<OrgDirectory> {
+    let rows = organization::Entity::find().all(db).await?;
+    Ok(OrgDirectory::new(rows.into_iter().map(|o| OrgInfo {
+        id: o.id,
+        code: o.code,
+        name_zh: o.name_zh,
+        name_en: o.name_en,
+        kind: o.kind,
+        supervisor_code: o.supervisor_code,
+    })))
+}
+
+/// The working-day calendar as stored.
+pub async fn load_calendar<C: ConnectionTrait>(db: &C) -> StoreResult<Calendar> {
+    let rows = calendar_day::Entity::find().all(db).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
+        let kind = DayKind::parse(&r.kind).map_err(|e| StoreError::Other(e.into()))?;
+        entries.push(CalendarEntry {
+            date: r.day,
+            kind,
+            name: r.name,
+        });
+    }
+    Ok(Calendar::new(entries))
+}
+
+/// A stored definition version, parsed.
+pub async fn definition_by_id<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    orgs: &OrgDirectory,
+) -> StoreResult<Definition> {
+    let row = workflow_definition::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    parse_stored(&row, orgs)
+}
+
+fn parse_stored(row: &workflow_definition::Model, orgs: &OrgDirectory) -> StoreResult<Definition> {
+    let file = format!("{} v{}", row.key, row.version);
+    Definition::parse(&file, &row.source, orgs)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("stored definition is invalid: {e}")))
+}
+
+/// The active version of an application type.
+pub async fn active_definition<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+    orgs: &OrgDirectory,
+) -> StoreResult<(workflow_definition::Model, Definition)> {
+    let row = workflow_definition::Entity::find()
+        .filter(workflow_definition::Column::Key.eq(key))
+        .filter(workflow_definition::Column::Active.eq(true))
+        .order_by_desc(workflow_definition::Column::Version)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let def = parse_stored(&row, orgs)?;
+    Ok((row, def))
+}
+
+/// Creates a draft application of the active version of `app_type` for a company.
+pub async fn create_draft(
+    db: &DatabaseConnection,
+    company: CompanyId,
+    user: UserId,
+    app_type: &str,
+    form: Value,
+) -> StoreResult<ApplicationId> {
+    if !form.is_object() {
+        return Err(StoreError::Invalid(
+            "the form data must be a JSON object".into(),
+        ));
+    }
+    let member = company_member::Entity::find()
+        .filter(company_member::Column::CompanyId.eq(company.0))
+        .filter(company_member::Column::UserId.eq(user.0))
+        .filter(company_member::Column::Active.eq(true))
+        .one(db)
+        .await?;
+    if member.is_none() {
+        return Err(StoreError::Refused(Refusal::NotPermitted));
+    }
+    let orgs = load_orgs(db).await?;
+    let (row, _) = active_definition(db, app_type, &orgs).await?;
+    let id = ApplicationId::new();
+    let now = now();
+    application::ActiveModel {
+        id: Set(id.0),
+        app_type: Set(app_type.to_string()),
+        definition_id: Set(row.id),
+        reference: Set(None),
+        company_id: Set(company.0),
+        created_by: Set(user.0),
+        form_data: Set(form),
+        status: Set(ApplicationStatus::Draft),
+        current_step: Set(None),
+        version: Set(0),
+        round: Set(0),
+        step_due: Set(None),
+        case_due: Set(None),
+        revision_due: Set(None),
+        paused_step_days: Set(None),
+        paused_case_days: Set(None),
+        return_items: Set(None),
+        submitted_at: Set(None),
+        decided_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+/// Replaces the form data of a draft (or of a returned application) if `expected_version`
+/// is still current. Returns the new version.
+pub async fn update_form(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    expected_version: i64,
+    form: Value,
+) -> StoreResult<i64> {
+    if !form.is_object() {
+        return Err(StoreError::Invalid(
+            "the form data must be a JSON object".into(),
+        ));
+    }
+    let row = application::Entity::find_by_id(app.0)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if !is_active_member(db, row.company_id, user).await? {
+        return Err(StoreError::NotFound);
+    }
+    match row.status {
+        ApplicationStatus::Draft | ApplicationStatus::Returned => {}
+        ApplicationStatus::Submitted
+        | ApplicationStatus::InReview
+        | ApplicationStatus::Approved
+        | ApplicationStatus::Rejected
+        | ApplicationStatus::Withdrawn => {
+            return Err(StoreError::Refused(Refusal::WrongStatus {
+                status: row.status,
+                action: engine::ActionKind::Resubmit,
+            }));
+        }
+    }
+    let res = application::Entity::update_many()
+        .col_expr(application::Column::FormData, Expr::value(form))
+        .col_expr(
+            application::Column::Version,
+            Expr::value(expected_version + 1),
+        )
+        .col_expr(application::Column::UpdatedAt, Expr::value(now()))
+        .filter(application::Column::Id.eq(app.0))
+        .filter(application::Column::Version.eq(expected_version))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(expected_version + 1)
+}
+
+async fn is_active_member<C: ConnectionTrait>(
+    db: &C,
+    company: Uuid,
+    user: UserId,
+) -> StoreResult<bool> {
+    Ok(company_member::Entity::find()
+        .filter(company_member::Column::CompanyId.eq(company))
+        .filter(company_member::Column::UserId.eq(user.0))
+        .filter(company_member::Column::Active.eq(true))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// The engine's view of a stored application and its current round's tasks.
+pub fn state_of(app: &application::Model, tasks: &[task::Model]) -> StoreResult<AppState> {
+    let return_items: Vec<ReturnItem> = match &app.return_items {
+        Some(v) => serde_json::from_value(v.clone()).map_err(anyhow::Error::from)?,
+        None => Vec::new(),
+    };
+    Ok(AppState {
+        status: app.status,
+        step: app.current_step.clone(),
+        round: app.round,
+        step_due: app.step_due,
+        case_due: app.case_due,
+        revision_due: app.revision_due,
+        paused_step_days: app.paused_step_days.map(|d| d.max(0) as u32),
+        paused_case_days: app.paused_case_days.map(|d| d.max(0) as u32),
+        return_items,
+        submitted_at: app.submitted_at,
+        decided_at: app.decided_at,
+        tasks: tasks
+            .iter()
+            .filter(|t| t.round == app.round)
+            .map(task_state)
+            .collect(),
+    })
+}
+
+/// A task row as the engine sees it.
+pub fn task_state(t: &task::Model) -> TaskState {
+    TaskState {
+        id: TaskId(t.id),
+        step: t.step_id.clone(),
+        org: OrgId(t.org_id),
+        round: t.round,
+        status: t.status,
+        claimant: t.claimant_id.map(UserId),
+        delegated_by: t.delegated_by.map(UserId),
+        acted_by: t.acted_by.map(UserId),
+        due: t.due_date,
+        opened_at: t.opened_at,
+        closed_at: t.closed_at,
+    }
+}
+
+/// The roles of `user` with respect to an application of `company`.
+pub async fn actor_for<C: ConnectionTrait>(
+    db: &C,
+    user_id: UserId,
+    company: Uuid,
+) -> StoreResult<Actor> {
+    let mut actor = Actor {
+        user: user_id,
+        ..Actor::default()
+    };
+    let Some(u) = user::Entity::find_by_id(user_id.0).one(db).await? else {
+        return Ok(actor);
+    };
+    if !u.active {
+        return Ok(actor);
+    }
+    actor.applicant = is_active_member(db, company, user_id).await?;
+    let memberships = org_membership::Entity::find()
+        .filter(org_membership::Column::UserId.eq(user_id.0))
+        .filter(org_membership::Column::Active.eq(true))
+        .all(db)
+        .await?;
+    for m in memberships {
+        actor.reviewer_of.insert(OrgId(m.org_id));
+        if m.role == OrgRole::OrgAdmin {
+            actor.admin_of.insert(OrgId(m.org_id));
+        }
+    }
+    actor.system_admin = system_admin::Entity::find()
+        .filter(system_admin::Column::UserId.eq(user_id.0))
+        .one(db)
+        .await?
+        .is_some();
+    Ok(actor)
+}
+
+async fn review_orgs_of<C: ConnectionTrait>(
+    db: &C,
+    user_id: UserId,
+) -> StoreResult<BTreeSet<OrgId>> {
+    let active = user::Entity::find_by_id(user_id.0)
+        .one(db)
+        .await?
+        .is_some_and(|u| u.active);
+    if !active {
+        return Ok(BTreeSet::new());
+    }
+    Ok(org_membership::Entity::find()
+        .filter(org_membership::Column::UserId.eq(user_id.0))
+        .filter(org_membership::Column::Active.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| OrgId(m.org_id))
+        .collect())
+}
+
+/// What [`execute`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// The application's new version.
+    pub version: i64,
+    /// Its status after the action.
+    pub status: ApplicationStatus,
+    /// Its reference number (allocated at first submission).
+    pub reference: Option<String>,
+    /// The history event written.
+    pub event_id: Uuid,
+}
+
+/// How many times [`execute`] re-reads and re-decides after losing a race.
+const MAX_ATTEMPTS: usize = 30;
+
+/// Runs an action through the engine and applies the result atomically.
+///
+/// The state is read, the engine decides, and the result is written in one transaction
+/// whose first statement updates the application `WHERE id = ? AND version = ?`. When
+/// another transaction got there first, nothing is written and the action is decided
+/// again on the fresh state — so a second approval of the same task is refused as
+/// already handled, while approvals of sibling countersign tasks both go through.
+pub async fn execute(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    action: Action,
+) -> StoreResult<Executed> {
+    let span = tracing::info_span!("engine_action", application_id = %app, action = action.kind().as_str());
+    let _enter = span.enter();
+    let mut action = action;
+    if let Action::Transfer { to, .. } | Action::Delegate { to, .. } = &mut action {
+        to.orgs = review_orgs_of(db, to.user).await?;
+    }
+    for attempt in 0..MAX_ATTEMPTS {
+        match try_execute(db, app, user, &action).await {
+            Err(StoreError::Conflict) => {
+                // Back off a little, with jitter, so racing writers spread out.
+                let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(ms.min(50))).await;
+            }
+            other => return other,
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
+/// Everything read before deciding.
+struct Loaded {
+    app: application::Model,
+    state: AppState,
+    def: Definition,
+    orgs: OrgDirectory,
+    calendar: Calendar,
+    district: Option<OrgId>,
+    involved: BTreeSet<OrgId>,
+    missing: Vec<String>,
+}
+
+async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loaded> {
+    let row = application::Entity::find_by_id(app.0)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let tasks = task::Entity::find()
+        .filter(task::Column::ApplicationId.eq(app.0))
+        .all(db)
+        .await?;
+    let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
+    let state = state_of(&row, &tasks)?;
+    let orgs = load_orgs(db).await?;
+    let def = definition_by_id(db, row.definition_id, &orgs).await?;
+    let calendar = load_calendar(db).await?;
+    let district = company::Entity::find_by_id(row.company_id)
+        .one(db)
+        .await?
+        .map(|c| OrgId(c.district_org_id));
+    let present: BTreeSet<String> = attachment::Entity::find()
+        .filter(attachment::Column::ApplicationId.eq(app.0))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.material)
+        .collect();
+    let missing = def
+        .materials
+        .iter()
+        .filter(|m| m.required && !present.contains(&m.id))
+        .map(|m| m.id.clone())
+        .collect();
+    Ok(Loaded {
+        app: row,
+        state,
+        def,
+        orgs,
+        calendar,
+        district,
+        involved,
+        missing,
+    })
+}
+
+/// Decides an action on the stored state without writing anything (what the UI uses to
+/// show which actions are possible, and why not).
+pub async fn preview(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    action: &Action,
+) -> StoreResult<Result<Transition, Refusal>> {
+    let l = load(db, app).await?;
+    let actor = actor_for(db, user, l.app.company_id).await?;
+    let ctx = context(&l, now());
+    Ok(engine::decide(
+        &ctx,
+        &l.state,
+        &actor,
+        action,
+        &mut Uuid::now_v7,
+    ))
+}
+
+fn context(l: &Loaded, now: DateTime<Utc>) -> Context<'_> {
+    Context {
+        definition: &l.def,
+        form: &l.app.form_data,
+        company_district: l.district,
+        orgs: &l.orgs,
+        calendar: &l.calendar,
+        now,
+        missing_materials: &l.missing,
+        involved_orgs: &l.involved,
+    }
+}
+
+async fn try_execute(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    action: &Action,
+) -> StoreResult<Executed> {
+    let l = load(db, app).await?;
+    let actor = actor_for(db, user, l.app.company_id).await?;
+    let now = now();
+    let ctx = context(&l, now);
+    let transition = engine::decide(&ctx, &l.state, &actor, action, &mut Uuid::now_v7)
+        .map_err(StoreError::Refused)?;
+    let new_version = l.app.version + 1;
+    let s = &transition.state;
+
+    let txn = db.begin().await?;
+    // The guarded update comes first: on PostgreSQL it takes the row lock, on SQLite the
+    // write lock, so everything below runs with the application to ourselves.
+    let res = application::Entity::update_many()
+        .set(application::ActiveModel {
+            id: NotSet,
+            status: Set(s.status),
+            current_step: Set(s.step.clone()),
+            version: Set(new_version),
+            round: Set(s.round),
+            step_due: Set(s.step_due),
+            case_due: Set(s.case_due),
+            revision_due: Set(s.revision_due),
+            paused_step_days: Set(s.paused_step_days.map(|d| d as i32)),
+            paused_case_days: Set(s.paused_case_days.map(|d| d as i32)),
+            return_items: Set(if s.return_items.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_value(&s.return_items).map_err(anyhow::Error::from)?)
+            }),
+            submitted_at: Set(s.submitted_at),
+            decided_at: Set(s.decided_at),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .filter(application::Column::Id.eq(app.0))
+        .filter(application::Column::Version.eq(l.app.version))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        txn.rollback().await?;
+        return Err(StoreError::Conflict);
+    }
+
+    let mut reference = l.app.reference.clone();
+    if reference.is_none() && s.submitted_at.is_some() {
+        let r = allocate_reference(&txn, &l.def.reference_prefix, local_date(now).year()).await?;
+        application::Entity::update_many()
+            .col_expr(application::Column::Reference, Expr::value(r.clone()))
+            .filter(application::Column::Id.eq(app.0))
+            .exec(&txn)
+            .await?;
+        reference = Some(r);
+    }
+
+    for t in &transition.opened {
+        task_row(app, t).insert(&txn).await?;
+    }
+    for t in &transition.updated {
+        let mut am = task_row(app, t);
+        am.id = sea_orm::ActiveValue::Unchanged(t.id.0);
+        am.update(&txn).await?;
+    }
+
+    let last = history_event::Entity::find()
+        .filter(history_event::Column::ApplicationId.eq(app.0))
+        .order_by_desc(history_event::Column::Seq)
+        .limit(1)
+        .one(&txn)
+        .await?;
+    let (seq, prev_hash) = match &last {
+        Some(e) => (e.seq + 1, e.hash.clone()),
+        None => (1, history::GENESIS.to_string()),
+    };
+    let payload = json!({
+        "action": action,
+        "details": transition.event.details,
+        "version": new_version,
+        "reference": reference,
+        "effects": {
+            "state": effect_state(s),
+            "opened": transition.opened,
+            "updated": transition.updated,
+        },
+    });
+    let payload = serde_json::to_string(&payload).map_err(anyhow::Error::from)?;
+    let event_id = Uuid::now_v7();
+    let kind = transition.event.kind.as_str();
+    let actor_org = transition.event.actor_org.map(|o| o.0);
+    let hash = history::chain_hash(
+        &prev_hash,
+        &history::EventContent {
+            id: event_id,
+            application_id: app.0,
+            seq,
+            kind,
+            actor_user_id: Some(user.0),
+            actor_org_id: actor_org,
+            internal: transition.event.internal,
+            payload: &payload,
+            created_at: now,
+        },
+    );
+    history_event::ActiveModel {
+        id: Set(event_id),
+        application_id: Set(app.0),
+        seq: Set(seq),
+        kind: Set(kind.to_string()),
+        actor_user_id: Set(Some(user.0)),
+        actor_org_id: Set(actor_org),
+        internal: Set(transition.event.internal),
+        payload: Set(payload),
+        created_at: Set(now),
+        prev_hash: Set(prev_hash),
+        hash: Set(hash),
+    }
+    .insert(&txn)
+    .await?;
+
+    enqueue_notifications(&txn, &l.app, reference.as_deref(), &transition, now).await?;
+    txn.commit().await?;
+    tracing::info!(reference = reference.as_deref().unwrap_or(""), version = new_version, status = ?s.status, "transition applied");
+    Ok(Executed {
+        version: new_version,
+        status: s.status,
+        reference,
+        event_id,
+    })
+}
+
+/// The part of the state the history records after each event (replayed by the audit).
+pub fn effect_state(s: &AppState) -> Value {
+    json!({
+        "status": s.status,
+        "step": s.step,
+        "round": s.round,
+        "step_due": s.step_due,
+        "case_due": s.case_due,
+        "revision_due": s.revision_due,
+        "paused_step_days": s.paused_step_days,
+        "paused_case_days": s.paused_case_days,
+    })
+}
+
+fn task_row(app: ApplicationId, t: &TaskState) -> task::ActiveModel {
+    task::ActiveModel {
+        id: Set(t.id.0),
+        application_id: Set(app.0),
+        step_id: Set(t.step.clone()),
+        org_id: Set(t.org.0),
+        round: Set(t.round),
+        status: Set(t.status),
+        claimant_id: Set(t.claimant.map(|u| u.0)),
+        delegated_by: Set(t.delegated_by.map(|u| u.0)),
+        acted_by: Set(t.acted_by.map(|u| u.0)),
+        due_date: Set(t.due),
+        opened_at: Set(t.opened_at),
+        closed_at: Set(t.closed_at),
+    }
+}
+
+/// Allocates the next reference number of `prefix` in `year` (e.g. `YQYC-2026-000123`).
+/// Runs inside the caller's transaction; the counter row's update serializes allocators on
+/// both databases, so numbers are unique and gap-free among committed submissions.
+pub async fn allocate_reference<C: ConnectionTrait>(
+    db: &C,
+    prefix: &str,
+    year: i32,
+) -> StoreResult<String> {
+    // Scoped here: ExprTrait's min/max would shadow the integer methods elsewhere.
+    use sea_orm::sea_query::ExprTrait;
+    let insert = Query::insert()
+        .into_table("reference_counters")
+        .columns(["id", "prefix", "year", "last_value"])
+        .values_panic([
+            Uuid::now_v7().into(),
+            prefix.into(),
+            year.into(),
+            0i64.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns(["prefix", "year"])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&insert).await?;
+    let update = Query::update()
+        .table("reference_counters")
+        .value("last_value", Expr::col("last_value").add(1))
+        .and_where(Expr::col("prefix").eq(prefix))
+        .and_where(Expr::col("year").eq(year))
+        .returning_col("last_value")
+        .to_owned();
+    let row = db
+        .query_one(&update)
+        .await?
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("reference counter vanished")))?;
+    let n: i64 = row.try_get("", "last_value")?;
+    Ok(format!("{prefix}-{year}-{n:06}"))
+}
+
+async fn enqueue_notifications<C: ConnectionTrait>(
+    db: &C,
+    app: &application::Model,
+    reference: Option<&str>,
+    transition: &Transition,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut cache: HashMap<String, Vec<user::Model>> = HashMap::new();
+    for n in &transition.notifications {
+        let key = serde_json::to_string(&n.audience).map_err(anyhow::Error::from)?;
+        if !cache.contains_key(&key) {
+            let users = recipients(db, app.company_id, &n.audience).await?;
+            cache.insert(key.clone(), users);
+        }
+        for u in cache.get(&key).into_iter().flatten() {
+            let id = Uuid::now_v7();
+            outbox::ActiveModel {
+                id: Set(id),
+                kind: Set(n.kind.clone()),
+                application_id: Set(Some(app.id)),
+                recipient_user_id: Set(Some(u.id)),
+                recipient_email: Set(u.email.clone()),
+                locale: Set(u.locale.clone()),
+                payload: Set(json!({
+                    "reference": reference,
+                    "app_type": app.app_type,
+                    "application_id": app.id,
+                    "data": n.data,
+                })),
+                status: Set(OutboxStatus::Queued),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                lease_until: Set(None),
+                last_error: Set(None),
+                message_id: Set(format!("{id}@zhigang")),
+                created_at: Set(now),
+                sent_at: Set(None),
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn recipients<C: ConnectionTrait>(
+    db: &C,
+    company: Uuid,
+    audience: &Audience,
+) -> StoreResult<Vec<user::Model>> {
+    let ids: Vec<Uuid> = match audience {
+        Audience::CompanyMembers => company_member::Entity::find()
+            .filter(company_member::Column::CompanyId.eq(company))
+            .filter(company_member::Column::Active.eq(true))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+        Audience::OrgReviewers(org) => org_membership::Entity::find()
+            .filter(org_membership::Column::OrgId.eq(org.0))
+            .filter(org_membership::Column::Active.eq(true))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+        Audience::User(u) => vec![u.0],
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::Active.eq(true))
+        .order_by_asc(user::Column::Email)
+        .all(db)
+        .await?)
+}

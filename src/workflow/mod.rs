@@ -1,0 +1,5 @@
+//! The workflow: definitions as data, the pure engine, and diagrams.
+
+pub mod definition;
+pub mod engine;
+pub mod graph;
