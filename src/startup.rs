@@ -74,9 +74,31 @@ impl Application {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM (what process managers send), for a graceful stop.
+/// A handler that cannot be installed never resolves: the server then runs until killed,
+/// rather than stopping at once.
 async fn shutdown_signal() {
-    // If the signal handler cannot be installed the server simply runs until killed.
-    let _ = tokio::signal::ctrl_c().await;
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// Liveness: the process answers.

@@ -400,6 +400,7 @@ struct Loaded {
     calendar: Calendar,
     district: Option<OrgId>,
     involved: BTreeSet<OrgId>,
+    known_tasks: BTreeSet<TaskId>,
     missing: Vec<String>,
 }
 
@@ -413,6 +414,7 @@ async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loa
         .all(db)
         .await?;
     let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
+    let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
     let state = state_of(&row, &tasks)?;
     let orgs = load_orgs(db).await?;
     let def = definition_by_id(db, row.definition_id, &orgs).await?;
@@ -442,6 +444,7 @@ async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loa
         calendar,
         district,
         involved,
+        known_tasks,
         missing,
     })
 }
@@ -476,6 +479,7 @@ fn context(l: &Loaded, now: DateTime<Utc>) -> Context<'_> {
         now,
         missing_materials: &l.missing,
         involved_orgs: &l.involved,
+        known_tasks: &l.known_tasks,
     }
 }
 

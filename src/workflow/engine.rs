@@ -547,6 +547,9 @@ pub struct Context<'a> {
     pub missing_materials: &'a [String],
     /// Organizations that had a task on this application in any round.
     pub involved_orgs: &'a BTreeSet<OrgId>,
+    /// Every task of this application in any round, so an action on a task of an earlier
+    /// round is refused as already handled rather than unknown.
+    pub known_tasks: &'a BTreeSet<TaskId>,
 }
 
 /// Who a notification goes to.
@@ -934,11 +937,11 @@ impl Work<'_, '_> {
             return self.add_signer(actor, *org, reason);
         }
         let task_id = action.task().ok_or(Refusal::UnknownTask)?;
-        let idx = self
-            .tasks
-            .iter()
-            .position(|t| t.id == task_id)
-            .ok_or(Refusal::UnknownTask)?;
+        let idx = match self.tasks.iter().position(|t| t.id == task_id) {
+            Some(i) => i,
+            None if self.ctx.known_tasks.contains(&task_id) => return Err(Refusal::TaskClosed),
+            None => return Err(Refusal::UnknownTask),
+        };
         let task = self.tasks[idx].clone();
         let member = actor.reviewer_of.contains(&task.org) || actor.admin_of.contains(&task.org);
         let org_admin = actor.admin_of.contains(&task.org);
