@@ -31,10 +31,15 @@ const CHINA_OFFSET: FixedOffset = match FixedOffset::east_opt(CHINA_OFFSET_SECON
     None => panic!("CHINA_OFFSET_SECONDS is out of range"),
 };
 
-/// The calendar date in China Standard Time at the instant `now`.
+/// The instant `now` on the clock in China Standard Time (for display).
 ///
 /// A submission at 2025-09-30T16:30Z is already 1 October in Beijing, and its
 /// deadline must be counted from the Beijing date.
+pub fn local_time(now: DateTime<Utc>) -> DateTime<FixedOffset> {
+    now.with_timezone(&CHINA_OFFSET)
+}
+
+/// The calendar date in China Standard Time at the instant `now`.
 pub fn local_date(now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&CHINA_OFFSET).date_naive()
 }

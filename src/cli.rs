@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Migrate, seed reference data and serve the portal.
     Serve,
+    /// Run only the mail and timer worker (no HTTP); the database must be migrated.
+    Worker,
     /// Apply pending database migrations and seed reference data.
     Migrate,
     /// Workflow definitions.
@@ -120,6 +122,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => {
             let app = Application::build(&settings).await?;
             app.run().await?;
+            Ok(0)
+        }
+        Command::Worker => {
+            crate::mail::run_standalone(&settings).await?;
             Ok(0)
         }
         Command::Migrate => {

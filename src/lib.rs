@@ -4,11 +4,15 @@
 //! (persistence: applies the engine's transitions in one transaction), [`web`]
 //! (HTTP), [`calendar`] (working days), [`audit`] (the hash-chained history).
 
+pub mod accounts;
+pub mod attachments;
 pub mod audit;
 pub mod calendar;
 pub mod cli;
 pub mod db;
+pub mod forms;
 pub mod ids;
+pub mod mail;
 pub mod organizations;
 pub mod passwords;
 pub mod seed;
@@ -16,4 +20,5 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod uscc;
+pub mod web;
 pub mod workflow;

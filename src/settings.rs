@@ -25,6 +25,26 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// Largest database pool.
     pub db_max_connections: u32,
+    /// Sender address of the portal's email.
+    pub mail_from: String,
+    /// Attempts before an outbox row is given up as dead.
+    pub mail_max_attempts: u32,
+    /// First retry delay in seconds; doubles with each attempt (plus jitter).
+    pub mail_retry_base_seconds: u64,
+    /// How long a worker holds a claimed outbox row (longer than the SMTP timeout).
+    pub mail_lease_seconds: u64,
+    /// SMTP command timeout in seconds.
+    pub smtp_timeout_seconds: u64,
+    /// Whether `serve` runs the mail and timer worker in-process.
+    pub run_worker: bool,
+    /// Working days overdue before a task escalates to the org admin.
+    pub escalate_after_working_days: u32,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this many hours after login, whatever the activity.
+    pub session_absolute_hours: u64,
+    /// Largest attachment in MiB.
+    pub attachment_max_mb: usize,
 }
 
 #[derive(Serialize)]
@@ -33,6 +53,16 @@ struct Defaults {
     data_dir: &'static str,
     base_url: &'static str,
     db_max_connections: u32,
+    mail_from: &'static str,
+    mail_max_attempts: u32,
+    mail_retry_base_seconds: u64,
+    mail_lease_seconds: u64,
+    smtp_timeout_seconds: u64,
+    run_worker: bool,
+    escalate_after_working_days: u32,
+    session_idle_minutes: u64,
+    session_absolute_hours: u64,
+    attachment_max_mb: usize,
 }
 
 impl Settings {
@@ -44,6 +74,16 @@ impl Settings {
             data_dir: "./data",
             base_url: "http://127.0.0.1:8080",
             db_max_connections: 10,
+            mail_from: "智港 <noreply@zhigang.localhost>",
+            mail_max_attempts: 8,
+            mail_retry_base_seconds: 30,
+            mail_lease_seconds: 120,
+            smtp_timeout_seconds: 30,
+            run_worker: true,
+            escalate_after_working_days: 3,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            attachment_max_mb: 20,
         };
         let mut figment = Figment::from(Serialized::defaults(defaults));
         match file {
@@ -79,6 +119,16 @@ mod tests {
             base_url: "http://x".into(),
             smtp_url: Some(SecretString::from("smtps://u:pw-secret@mail:465")),
             db_max_connections: 1,
+            mail_from: "x <x@example.test>".into(),
+            mail_max_attempts: 1,
+            mail_retry_base_seconds: 1,
+            mail_lease_seconds: 1,
+            smtp_timeout_seconds: 1,
+            run_worker: false,
+            escalate_after_working_days: 1,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            attachment_max_mb: 1,
         };
         let debug = format!("{s:?}");
         assert!(

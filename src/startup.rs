@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 
 use poem::{
-    EndpointExt, Route, Server, get, handler,
-    http::StatusCode,
+    Server,
     listener::{Acceptor, Listener, TcpListener},
-    web::Data,
 };
 use sea_orm::DatabaseConnection;
 
@@ -16,7 +14,9 @@ use crate::{db, seed, settings::Settings};
 pub struct Application {
     addr: SocketAddr,
     acceptor: poem::listener::TcpAcceptor,
-    db: DatabaseConnection,
+    endpoint: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    /// The mail worker to run alongside the server (`run_worker`).
+    worker: Option<crate::mail::Worker>,
 }
 
 /// Connects, migrates and seeds the database named by the settings.
@@ -52,7 +52,18 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
-        Ok(Self { addr, acceptor, db })
+        let endpoint = crate::web::app(db.clone(), settings)?;
+        let worker = if settings.run_worker {
+            Some(crate::mail::Worker::new(db.clone(), settings)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            addr,
+            acceptor,
+            endpoint,
+            worker,
+        })
     }
 
     /// The address it listens on.
@@ -62,14 +73,14 @@ impl Application {
 
     /// Serves until the process is stopped.
     pub async fn run(self) -> anyhow::Result<()> {
-        let app = Route::new()
-            .at("/healthz", get(healthz))
-            .at("/readyz", get(readyz))
-            .data(self.db);
+        let worker = self.worker.map(crate::mail::Worker::spawn);
         tracing::info!(addr = %self.addr, "serving");
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown_signal(), None)
+            .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), None)
             .await?;
+        if let Some(w) = worker {
+            w.stop().await;
+        }
         Ok(())
     }
 }
@@ -77,7 +88,7 @@ impl Application {
 /// Resolves on Ctrl-C or SIGTERM (what process managers send), for a graceful stop.
 /// A handler that cannot be installed never resolves: the server then runs until killed,
 /// rather than stopping at once.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -99,22 +110,4 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
-}
-
-/// Liveness: the process answers.
-#[handler]
-fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Readiness: the database answers.
-#[handler]
-async fn readyz(db: Data<&DatabaseConnection>) -> (StatusCode, &'static str) {
-    match db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-        }
-    }
 }

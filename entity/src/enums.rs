@@ -84,6 +84,24 @@ pub enum ApplicationStatus {
     Withdrawn,
 }
 
+impl ApplicationStatus {
+    /// Every status, in the order an application moves through them.
+    pub const ALL: [ApplicationStatus; 7] = [
+        ApplicationStatus::Draft,
+        ApplicationStatus::Submitted,
+        ApplicationStatus::InReview,
+        ApplicationStatus::Returned,
+        ApplicationStatus::Approved,
+        ApplicationStatus::Rejected,
+        ApplicationStatus::Withdrawn,
+    ];
+
+    /// The status stored as `code` (`draft`, `in_review`, …).
+    pub fn try_from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.to_value() == code)
+    }
+}
+
 /// The status of one organization's task on a step.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,

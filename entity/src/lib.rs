@@ -1,7 +1,9 @@
 //! sea-orm entities of zhigang: one module per table.
 
+pub mod account_token;
 pub mod application;
 pub mod attachment;
+pub mod auth_throttle;
 pub mod calendar_day;
 pub mod company;
 pub mod company_member;
@@ -14,5 +16,6 @@ pub mod reference_counter;
 pub mod session;
 pub mod system_admin;
 pub mod task;
+pub mod timer;
 pub mod user;
 pub mod workflow_definition;

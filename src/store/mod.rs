@@ -178,20 +178,17 @@ pub async fn create_draft(
     Ok(id)
 }
 
-/// Replaces the form data of a draft (or of a returned application) if `expected_version`
-/// is still current. Returns the new version.
-pub async fn update_form(
+/// Stores the answers of one section (`values`: field name to value, `null` to clear) if
+/// `expected_version` is still current. A draft may change any section; a returned
+/// application only the sections the reviewers flagged. Returns the new version.
+pub async fn update_section(
     db: &DatabaseConnection,
     app: ApplicationId,
     user: UserId,
     expected_version: i64,
-    form: Value,
+    section: &str,
+    values: serde_json::Map<String, Value>,
 ) -> StoreResult<i64> {
-    if !form.is_object() {
-        return Err(StoreError::Invalid(
-            "the form data must be a JSON object".into(),
-        ));
-    }
     let row = application::Entity::find_by_id(app.0)
         .one(db)
         .await?
@@ -199,21 +196,55 @@ pub async fn update_form(
     if !is_active_member(db, row.company_id, user).await? {
         return Err(StoreError::NotFound);
     }
-    match row.status {
-        ApplicationStatus::Draft | ApplicationStatus::Returned => {}
+    let editable = match row.status {
+        ApplicationStatus::Draft => true,
+        ApplicationStatus::Returned => {
+            let state = state_of(&row, &[])?;
+            state
+                .return_items
+                .iter()
+                .any(|i| i.kind == engine::ItemKind::Section && i.id == section)
+        }
         ApplicationStatus::Submitted
         | ApplicationStatus::InReview
         | ApplicationStatus::Approved
         | ApplicationStatus::Rejected
-        | ApplicationStatus::Withdrawn => {
-            return Err(StoreError::Refused(Refusal::WrongStatus {
-                status: row.status,
-                action: engine::ActionKind::Resubmit,
-            }));
+        | ApplicationStatus::Withdrawn => false,
+    };
+    if !editable {
+        return Err(StoreError::Refused(Refusal::Locked));
+    }
+    let orgs = load_orgs(db).await?;
+    let def = definition_by_id(db, row.definition_id, &orgs).await?;
+    if !def.sections.iter().any(|s| s.id == section) {
+        return Err(StoreError::NotFound);
+    }
+    let mut form = match row.form_data {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (k, v) in values {
+        // Only the section's own fields: a crafted request cannot write elsewhere.
+        if !def
+            .fields
+            .iter()
+            .any(|f| f.name == k && f.section == section)
+        {
+            return Err(StoreError::Invalid(format!(
+                "\"{k}\" is not a field of section \"{section}\""
+            )));
+        }
+        if v.is_null() {
+            form.remove(&k);
+        } else {
+            form.insert(k, v);
         }
     }
     let res = application::Entity::update_many()
-        .col_expr(application::Column::FormData, Expr::value(form))
+        .col_expr(
+            application::Column::FormData,
+            Expr::value(Value::Object(form)),
+        )
         .col_expr(
             application::Column::Version,
             Expr::value(expected_version + 1),
@@ -320,6 +351,13 @@ pub async fn actor_for<C: ConnectionTrait>(
         .await?
         .is_some();
     Ok(actor)
+}
+
+async fn email_verified<C: ConnectionTrait>(db: &C, user_id: UserId) -> StoreResult<bool> {
+    Ok(user::Entity::find_by_id(user_id.0)
+        .one(db)
+        .await?
+        .is_some_and(|u| u.email_verified_at.is_some()))
 }
 
 async fn review_orgs_of<C: ConnectionTrait>(
@@ -491,6 +529,9 @@ async fn try_execute(
 ) -> StoreResult<Executed> {
     let l = load(db, app).await?;
     let actor = actor_for(db, user, l.app.company_id).await?;
+    if matches!(action, Action::Submit) && actor.applicant && !email_verified(db, user).await? {
+        return Err(StoreError::Refused(Refusal::EmailNotVerified));
+    }
     let now = now();
     let ctx = context(&l, now);
     let transition = engine::decide(&ctx, &l.state, &actor, action, &mut Uuid::now_v7)
@@ -768,4 +809,86 @@ async fn recipients<C: ConnectionTrait>(
         .order_by_asc(user::Column::Email)
         .all(db)
         .await?)
+}
+
+/// Whether `user` may see the application: a member of its company, a reviewer of an
+/// organization that has (or had) a task on it, or a system administrator. Everyone else
+/// is told it does not exist.
+pub async fn can_view<C: ConnectionTrait>(
+    db: &C,
+    app: &application::Model,
+    user: UserId,
+) -> StoreResult<bool> {
+    let actor = actor_for(db, user, app.company_id).await?;
+    if actor.applicant || actor.system_admin {
+        return Ok(true);
+    }
+    if actor.reviewer_of.is_empty() {
+        return Ok(false);
+    }
+    let orgs: Vec<Uuid> = actor.reviewer_of.iter().map(|o| o.0).collect();
+    Ok(task::Entity::find()
+        .filter(task::Column::ApplicationId.eq(app.id))
+        .filter(task::Column::OrgId.is_in(orgs))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Records an uploaded document as the application's `material`. A draft may attach any
+/// material of its type; a returned application only the materials the reviewers flagged.
+/// Earlier uploads stay (the latest per material is the current one), so reviewers can
+/// compare.
+pub async fn attach(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    material: &str,
+    filename: &str,
+    stored: &crate::attachments::Stored,
+) -> StoreResult<Uuid> {
+    let row = application::Entity::find_by_id(app.0)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if !is_active_member(db, row.company_id, user).await? {
+        return Err(StoreError::NotFound);
+    }
+    let orgs = load_orgs(db).await?;
+    let def = definition_by_id(db, row.definition_id, &orgs).await?;
+    if !def.materials.iter().any(|m| m.id == material) {
+        return Err(StoreError::NotFound);
+    }
+    let editable = match row.status {
+        ApplicationStatus::Draft => true,
+        ApplicationStatus::Returned => state_of(&row, &[])?
+            .return_items
+            .iter()
+            .any(|i| i.kind == engine::ItemKind::Material && i.id == material),
+        ApplicationStatus::Submitted
+        | ApplicationStatus::InReview
+        | ApplicationStatus::Approved
+        | ApplicationStatus::Rejected
+        | ApplicationStatus::Withdrawn => false,
+    };
+    if !editable {
+        return Err(StoreError::Refused(Refusal::Locked));
+    }
+    let id = Uuid::now_v7();
+    attachment::ActiveModel {
+        id: Set(id),
+        company_id: Set(row.company_id),
+        application_id: Set(Some(app.0)),
+        uploaded_by: Set(user.0),
+        material: Set(Some(material.to_string())),
+        filename: Set(crate::attachments::safe_filename(filename)),
+        content_type: Set(stored.content_type.to_string()),
+        size: Set(i64::try_from(stored.size).map_err(anyhow::Error::from)?),
+        sha256: Set(stored.sha256.clone()),
+        storage_key: Set(stored.key.clone()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
 }

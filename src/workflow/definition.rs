@@ -131,6 +131,18 @@ pub struct Field {
     /// For an organization field: which kind of organization may be chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_kind: Option<OrgKind>,
+    /// What the applicant reads for each option (the option value when absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub option_labels: BTreeMap<String, Text>,
+}
+
+impl Field {
+    /// The label of an option in `locale`.
+    pub fn option_label<'a>(&'a self, option: &'a str, locale: &str) -> &'a str {
+        self.option_labels
+            .get(option)
+            .map_or(option, |t| t.get(locale))
+    }
 }
 
 /// Who owns a step: a fixed organization or one resolved from the application.
@@ -524,6 +536,14 @@ impl Validator<'_> {
                     format!("field \"{}\" is a choice without options", f.name),
                 );
             }
+            for key in f.option_labels.keys() {
+                if !f.options.contains(key) {
+                    self.err(
+                        None,
+                        format!("field \"{}\" labels unknown option \"{key}\"", f.name),
+                    );
+                }
+            }
             if f.field_type == FieldType::Organization && f.organization_kind.is_none() {
                 self.err(
                     None,
@@ -547,6 +567,7 @@ impl Validator<'_> {
             }
         }
 
+        let declared_steps = raw.steps.len();
         let mut steps = Vec::new();
         for s in raw.steps {
             if let Some(step) = self.step(s, &fields, &step_ids) {
@@ -556,7 +577,7 @@ impl Validator<'_> {
         if !step_ids.contains(&raw.start) {
             self.err(None, format!("start names unknown step \"{}\"", raw.start));
         }
-        if steps.is_empty() {
+        if declared_steps == 0 {
             self.err(None, "the route has no steps");
         }
         if self.errors.is_empty() {

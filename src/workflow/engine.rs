@@ -434,6 +434,11 @@ pub enum Refusal {
     MaterialsMissing(Vec<String>),
     /// The route names an organization that cannot be resolved for this application.
     Unresolvable(String),
+    /// The applicant's email address is not verified yet.
+    EmailNotVerified,
+    /// This part of the application cannot be changed now (only flagged sections of a
+    /// returned application are editable).
+    Locked,
 }
 
 impl Refusal {
@@ -463,6 +468,8 @@ impl Refusal {
             Refusal::FormIncomplete(_) => "form-incomplete",
             Refusal::MaterialsMissing(_) => "materials-missing",
             Refusal::Unresolvable(_) => "unresolvable-organization",
+            Refusal::EmailNotVerified => "email-not-verified",
+            Refusal::Locked => "locked",
         }
     }
 
@@ -521,6 +528,8 @@ impl fmt::Display for Refusal {
             Refusal::Unresolvable(s) => {
                 write!(f, "step \"{s}\" has no organization for this application")
             }
+            Refusal::EmailNotVerified => write!(f, "confirm your email address before submitting"),
+            Refusal::Locked => write!(f, "this part of the application cannot be changed now"),
         }
     }
 }
@@ -682,6 +691,30 @@ pub fn decide(
     Ok(w.finish(kind))
 }
 
+/// The steps an application with this form will pass through, in order: the route from
+/// the start, taking the first branch whose condition holds and leaving out steps whose
+/// condition does not (what the applicant's progress timeline shows).
+pub fn planned_route<'d>(def: &'d Definition, form: &Value) -> Vec<&'d Step> {
+    let mut out: Vec<&Step> = Vec::new();
+    let mut target = Target::Step(def.start.clone());
+    while let Target::Step(id) = target {
+        let Some(step) = def.step(&id) else { break };
+        if out.iter().any(|s| s.id == step.id) {
+            break;
+        }
+        if step.when.as_ref().is_none_or(|c| c.holds(form)) {
+            out.push(step);
+        }
+        target = step
+            .next
+            .iter()
+            .find(|b| b.when.as_ref().is_none_or(|c| c.holds(form)))
+            .map(|b| b.to.clone())
+            .unwrap_or(Target::End);
+    }
+    out
+}
+
 fn wrong(state: &AppState, action: ActionKind) -> Refusal {
     Refusal::WrongStatus {
         status: state.status,
@@ -822,18 +855,20 @@ impl Work<'_, '_> {
         if !actor.applicant {
             return Err(Refusal::NotPermitted);
         }
+        let mut data = json!({});
         if let Action::Withdraw { reason: Some(r) } = action {
             if r.chars().count() > MAX_TEXT {
                 return Err(Refusal::TextRequired);
             }
             self.detail("reason", json!(r));
+            data = json!({ "reason": r });
         }
         let orgs = self.cancel_live_tasks(None);
         for org in orgs {
-            self.notify("withdrawn", Audience::OrgReviewers(org), json!({}));
+            self.notify("withdrawn", Audience::OrgReviewers(org), data.clone());
         }
         self.close(ApplicationStatus::Withdrawn);
-        self.notify("withdrawn", Audience::CompanyMembers, json!({}));
+        self.notify("withdrawn", Audience::CompanyMembers, data);
         Ok(())
     }
 
@@ -881,6 +916,8 @@ impl Work<'_, '_> {
             let v = self.ctx.form.get(&f.name);
             let present = match v {
                 None | Some(Value::Null) => false,
+                // A required yes/no field is a commitment: it counts only when affirmed.
+                Some(Value::Bool(false)) if f.required => false,
                 Some(Value::String(s)) => !s.trim().is_empty(),
                 Some(Value::Array(a)) => !a.is_empty(),
                 Some(_) => true,
@@ -1076,7 +1113,7 @@ impl Work<'_, '_> {
                 self.notify(
                     "returned",
                     Audience::CompanyMembers,
-                    json!({ "items": items, "comment": comment.trim(), "revision_due": self.state.revision_due }),
+                    json!({ "task": task.id, "items": items, "comment": comment.trim(), "revision_due": self.state.revision_due }),
                 );
                 for org in cancelled {
                     self.notify("sibling_returned", Audience::OrgReviewers(org), json!({}));
@@ -1101,7 +1138,7 @@ impl Work<'_, '_> {
                 self.notify(
                     "rejected",
                     Audience::CompanyMembers,
-                    json!({ "reason": reason.trim() }),
+                    json!({ "task": task.id, "reason": reason.trim() }),
                 );
             }
             Action::Transfer { to, .. } | Action::Delegate { to, .. } => {

@@ -113,6 +113,15 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A data directory (attachments, mail) private to this test.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("zhigang-test-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("data dir");
+        dir
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {

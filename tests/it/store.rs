@@ -524,10 +524,17 @@ async fn another_companys_user_cannot_act_on_an_application(t: &TestDb) {
         matches!(err, StoreError::Refused(Refusal::NotPermitted)),
         "{err:?}"
     );
-    let err = store::update_form(&t.db, app, applicant_b, 1, yqyc_form(&[]))
+    let err = store::update_section(&t.db, app, applicant_b, 1, "plan", serde_json::Map::new())
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let err = store::update_section(&t.db, app, applicant_a, 1, "plan", serde_json::Map::new())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, StoreError::Refused(Refusal::Locked)),
+        "a submitted application is locked: {err:?}"
+    );
     store::execute(
         &t.db,
         app,

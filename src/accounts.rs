@@ -1,0 +1,585 @@
+//! Accounts: company registration, email verification, login with throttling.
+//! The web and the JSON API both call these; the rules live here once.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{CompanyRole, OrgKind, OutboxStatus};
+use entity::{account_token, auth_throttle, company, company_member, organization, outbox, user};
+use rand::RngCore;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ids::UserId;
+use crate::passwords::Hasher;
+use crate::store;
+use crate::uscc::{Uscc, UsccError};
+
+/// Shortest password (OWASP ASVS 2.1.1).
+pub const MIN_PASSWORD: usize = 12;
+/// Longest password (ASVS 2.1.2).
+pub const MAX_PASSWORD: usize = 128;
+/// Failures on one account before it slows down.
+const ACCOUNT_FREE_FAILURES: i32 = 5;
+/// Failures from one address before it slows down.
+const ADDRESS_FREE_FAILURES: i32 = 20;
+/// Longest lock-out.
+const MAX_BLOCK_SECONDS: i64 = 15 * 60;
+
+/// A validation problem of one form field: the field name and a message key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The form field.
+    pub field: String,
+    /// Message key in the catalogs.
+    pub message: &'static str,
+}
+
+fn err(field: &str, message: &'static str) -> FieldError {
+    FieldError {
+        field: field.to_string(),
+        message,
+    }
+}
+
+/// What a company types to register.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct RegistrationForm {
+    /// Company name.
+    #[serde(default)]
+    pub company_name: String,
+    /// 统一社会信用代码.
+    #[serde(default)]
+    pub uscc: String,
+    /// The district's organization code (`D-120116`).
+    #[serde(default)]
+    pub district: String,
+    /// Contact person.
+    #[serde(default)]
+    pub contact_name: String,
+    /// Email (the login).
+    #[serde(default)]
+    pub email: String,
+    /// Password.
+    #[serde(default, skip_serializing)]
+    pub password: String,
+    /// Password again.
+    #[serde(default, skip_serializing)]
+    pub password_confirm: String,
+}
+
+/// A registration that passed validation.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    company_name: String,
+    uscc: Uscc,
+    district_id: Uuid,
+    contact_name: String,
+    email: String,
+    password: String,
+}
+
+/// Normalizes and checks an email address.
+pub fn parse_email(input: &str) -> Option<String> {
+    let email = input.trim().to_lowercase();
+    (email.len() <= 254 && email_address::EmailAddress::is_valid(&email) && email.contains('.'))
+        .then_some(email)
+}
+
+/// Checks a new password: length and strength (zxcvbn score 3 or more, given the user's
+/// other inputs so a password made of the company name is refused).
+pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), &'static str> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD {
+        return Err("password-too-short");
+    }
+    if len > MAX_PASSWORD {
+        return Err("password-too-long");
+    }
+    let score = zxcvbn::zxcvbn(password, user_inputs).score();
+    if (score as u8) < 3 {
+        return Err("password-weak");
+    }
+    Ok(())
+}
+
+fn uscc_message(e: &UsccError) -> &'static str {
+    match e {
+        UsccError::WrongLength { .. } => "uscc-length",
+        UsccError::InvalidCharacter { .. } => "uscc-character",
+        UsccError::CheckDigitMismatch { .. } => "uscc-check",
+    }
+}
+
+impl RegistrationForm {
+    /// Parses the form; every field's problem is reported at once.
+    pub async fn validate<C: ConnectionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<Registration, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let company_name = self.company_name.trim().to_string();
+        if company_name.is_empty() {
+            errors.push(err("company_name", "required"));
+        } else if company_name.chars().count() > 200 {
+            errors.push(err("company_name", "too-long"));
+        }
+        let uscc = match Uscc::parse(&self.uscc) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                errors.push(err(
+                    "uscc",
+                    if self.uscc.trim().is_empty() {
+                        "required"
+                    } else {
+                        uscc_message(&e)
+                    },
+                ));
+                None
+            }
+        };
+        let district = organization::Entity::find()
+            .filter(organization::Column::Code.eq(self.district.trim()))
+            .filter(organization::Column::Kind.eq(OrgKind::District))
+            .one(db)
+            .await
+            .ok()
+            .flatten();
+        if district.is_none() {
+            errors.push(err("district", "district-choose"));
+        }
+        let contact_name = self.contact_name.trim().to_string();
+        if contact_name.is_empty() {
+            errors.push(err("contact_name", "required"));
+        } else if contact_name.chars().count() > 100 {
+            errors.push(err("contact_name", "too-long"));
+        }
+        let email = parse_email(&self.email);
+        if email.is_none() {
+            errors.push(err(
+                "email",
+                if self.email.trim().is_empty() {
+                    "required"
+                } else {
+                    "email-invalid"
+                },
+            ));
+        }
+        let inputs = [
+            company_name.as_str(),
+            self.email.as_str(),
+            contact_name.as_str(),
+        ];
+        if let Err(m) = check_password(&self.password, &inputs) {
+            errors.push(err("password", m));
+        } else if self.password != self.password_confirm {
+            errors.push(err("password_confirm", "password-mismatch"));
+        }
+        if let Some(u) = &uscc
+            && company::Entity::find()
+                .filter(company::Column::Uscc.eq(u.as_str()))
+                .one(db)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            errors.push(err("uscc", "uscc-taken"));
+        }
+        if let Some(e) = &email
+            && user::Entity::find()
+                .filter(user::Column::Email.eq(e.as_str()))
+                .one(db)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            errors.push(err("email", "email-taken"));
+        }
+        match (uscc, district, email) {
+            (Some(uscc), Some(d), Some(email)) if errors.is_empty() => Ok(Registration {
+                company_name,
+                uscc,
+                district_id: d.id,
+                contact_name,
+                email,
+                password: self.password.clone(),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The outcome of a registration that could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The form's problems.
+    #[error("invalid registration")]
+    Invalid(Vec<FieldError>),
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Stores a single-use token for `user` and returns it (to be put in a link).
+pub async fn issue_token<C: ConnectionTrait>(
+    db: &C,
+    user: Uuid,
+    kind: &str,
+    valid_for: Duration,
+) -> Result<String, DbErr> {
+    let token = random_token();
+    let now = store::now();
+    account_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user),
+        kind: Set(kind.to_string()),
+        token_hash: Set(hash(&token)),
+        expires_at: Set(now + valid_for),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Queues an account email (verification, password reset, …) for `to`.
+pub async fn queue_account_mail<C: ConnectionTrait>(
+    db: &C,
+    kind: &str,
+    to: &user::Model,
+    data: serde_json::Value,
+) -> Result<(), DbErr> {
+    let id = Uuid::now_v7();
+    let now = store::now();
+    outbox::ActiveModel {
+        id: Set(id),
+        kind: Set(kind.to_string()),
+        application_id: Set(None),
+        recipient_user_id: Set(Some(to.id)),
+        recipient_email: Set(to.email.clone()),
+        locale: Set(to.locale.clone()),
+        payload: Set(json!({ "name": to.name, "data": data })),
+        status: Set(OutboxStatus::Queued),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        message_id: Set(format!("{id}@zhigang")),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Registers a company with its first user (the company admin), and queues the
+/// verification email with a link under `base_url`. Returns the new user.
+pub async fn register(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    reg: Registration,
+    locale: &str,
+    base_url: &str,
+) -> Result<UserId, RegisterError> {
+    let password_hash = hasher.hash(reg.password.clone()).await?;
+    let txn = db.begin().await.map_err(anyhow::Error::from)?;
+    let now = store::now();
+    let user_id = Uuid::now_v7();
+    let company_id = Uuid::now_v7();
+    let u = user::ActiveModel {
+        id: Set(user_id),
+        email: Set(reg.email.clone()),
+        name: Set(reg.contact_name.clone()),
+        password_hash: Set(password_hash),
+        locale: Set(locale.to_string()),
+        active: Set(true),
+        email_verified_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    // Two registrations racing past validation meet the unique indexes here.
+    let unique = |e: DbErr, field: &str, msg: &'static str| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => RegisterError::Invalid(vec![err(field, msg)]),
+        _ => RegisterError::Other(e.into()),
+    };
+    let u = u
+        .insert(&txn)
+        .await
+        .map_err(|e| unique(e, "email", "email-taken"))?;
+    company::ActiveModel {
+        id: Set(company_id),
+        uscc: Set(reg.uscc.as_str().to_string()),
+        name: Set(reg.company_name),
+        district_org_id: Set(reg.district_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| unique(e, "uscc", "uscc-taken"))?;
+    company_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        company_id: Set(company_id),
+        user_id: Set(user_id),
+        role: Set(CompanyRole::Admin),
+        active: Set(true),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(anyhow::Error::from)?;
+    let token = issue_token(&txn, user_id, "verify_email", Duration::hours(48))
+        .await
+        .map_err(anyhow::Error::from)?;
+    let link = format!(
+        "{}/verify-email?token={token}",
+        base_url.trim_end_matches('/')
+    );
+    queue_account_mail(&txn, "verification", &u, json!({ "link": link }))
+        .await
+        .map_err(anyhow::Error::from)?;
+    txn.commit().await.map_err(anyhow::Error::from)?;
+    tracing::info!(user_id = %user_id, company_id = %company_id, "company registered");
+    Ok(UserId(user_id))
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Unknown, of another kind, or already used.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+}
+
+/// Consumes a single-use token of `kind`; returns its user.
+pub async fn consume_token(
+    db: &DatabaseConnection,
+    kind: &str,
+    token: &str,
+) -> Result<Result<Uuid, TokenError>, DbErr> {
+    let now = store::now();
+    let Some(row) = account_token::Entity::find()
+        .filter(account_token::Column::TokenHash.eq(hash(token)))
+        .filter(account_token::Column::Kind.eq(kind))
+        .one(db)
+        .await?
+    else {
+        return Ok(Err(TokenError::Invalid));
+    };
+    if row.used_at.is_some() {
+        return Ok(Err(TokenError::Invalid));
+    }
+    if row.expires_at <= now {
+        return Ok(Err(TokenError::Expired));
+    }
+    // Mark used only if still unused: two clicks at once consume it once.
+    let res = account_token::Entity::update_many()
+        .col_expr(account_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(account_token::Column::Id.eq(row.id))
+        .filter(account_token::Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(Err(TokenError::Invalid));
+    }
+    Ok(Ok(row.user_id))
+}
+
+/// Marks the user's email as verified by a token from the verification email.
+pub async fn verify_email(
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<Result<Uuid, TokenError>, DbErr> {
+    let user_id = match consume_token(db, "verify_email", token).await? {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(e)),
+    };
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::EmailVerifiedAt,
+            Expr::value(Some(store::now())),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(Ok(user_id))
+}
+
+/// Why a login failed. The message shown is the same whether or not the account exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong email or password (or an inactive account).
+    Invalid,
+    /// Too many failures: try again after this time.
+    Throttled(DateTime<Utc>),
+}
+
+/// A valid Argon2id hash of a random password, checked when the email is unknown so the
+/// response takes as long as for a real account.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn dummy_hash() -> String {
+    DUMMY_HASH
+        .get_or_init(|| {
+            crate::passwords::hash_blocking(&random_token())
+                // Hashing with valid parameters cannot fail; an empty string still costs a
+                // parse and keeps the login path total.
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+async fn blocked_until<C: ConnectionTrait>(
+    db: &C,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(auth_throttle::Entity::find()
+        .filter(auth_throttle::Column::Key.eq(key))
+        .one(db)
+        .await?
+        .and_then(|r| r.blocked_until)
+        .filter(|b| *b > store::now()))
+}
+
+/// Counts a failure for `key`; past `free` failures the key is blocked for a time that
+/// doubles with each further failure.
+async fn count_failure<C: ConnectionTrait>(db: &C, key: &str, free: i32) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    let now = store::now();
+    let insert = Query::insert()
+        .into_table("auth_throttle")
+        .columns(["id", "key", "failures", "updated_at"])
+        .values_panic([Uuid::now_v7().into(), key.into(), 0i32.into(), now.into()])
+        .on_conflict(OnConflict::column("key").do_nothing().to_owned())
+        .to_owned();
+    db.execute(&insert).await?;
+    let update = Query::update()
+        .table("auth_throttle")
+        .value("failures", Expr::col("failures").add(1))
+        .value("updated_at", now)
+        .and_where(Expr::col("key").eq(key))
+        .returning_col("failures")
+        .to_owned();
+    let failures: i32 = match db.query_one(&update).await? {
+        Some(row) => row.try_get("", "failures")?,
+        None => return Ok(()),
+    };
+    if failures > free {
+        let exp = Ord::min(u32::try_from(failures - free - 1).unwrap_or(u32::MAX), 10);
+        let seconds = Ord::min(30i64 << exp, MAX_BLOCK_SECONDS);
+        auth_throttle::Entity::update_many()
+            .col_expr(
+                auth_throttle::Column::BlockedUntil,
+                Expr::value(Some(now + Duration::seconds(seconds))),
+            )
+            .filter(auth_throttle::Column::Key.eq(key))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Checks an email and password, slowing down repeated failures per account and per
+/// source address. Argon2 runs through `hasher` (bounded, off the async workers); an
+/// unknown email is checked against a dummy hash.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    email: &str,
+    password: &str,
+    address: &str,
+) -> Result<Result<UserId, LoginError>, anyhow::Error> {
+    let email = email.trim().to_lowercase();
+    let account_key = format!("acct:{email}");
+    let address_key = format!("ip:{address}");
+    let blocked = [
+        blocked_until(db, &account_key).await?,
+        blocked_until(db, &address_key).await?,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(until) = blocked {
+        return Ok(Err(LoginError::Throttled(until)));
+    }
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?;
+    let phc = found
+        .as_ref()
+        .map_or_else(dummy_hash, |u| u.password_hash.clone());
+    let ok = hasher.verify(password.to_string(), phc).await?;
+    match found {
+        Some(u) if ok && u.active => {
+            auth_throttle::Entity::delete_many()
+                .filter(auth_throttle::Column::Key.eq(account_key))
+                .exec(db)
+                .await?;
+            Ok(Ok(UserId(u.id)))
+        }
+        _ => {
+            count_failure(db, &account_key, ACCOUNT_FREE_FAILURES).await?;
+            count_failure(db, &address_key, ADDRESS_FREE_FAILURES).await?;
+            Ok(Err(LoginError::Invalid))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_must_be_long_and_strong() {
+        assert_eq!(check_password("short", &[]), Err("password-too-short"));
+        assert_eq!(
+            check_password("passwordpassword", &[]),
+            Err("password-weak")
+        );
+        assert_eq!(
+            check_password(&"x".repeat(129), &[]),
+            Err("password-too-long")
+        );
+        assert_eq!(
+            check_password("天津智港公司", &[]),
+            Err("password-too-short")
+        );
+        assert!(check_password("violet-harbour-tractor-58", &[]).is_ok());
+        assert_eq!(
+            check_password("TianjinRobotics2026", &["TianjinRobotics"]),
+            Err("password-weak"),
+            "the company's own name does not make a strong password"
+        );
+    }
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            parse_email(" Li.Ming@Example.CN "),
+            Some("li.ming@example.cn".into())
+        );
+        assert_eq!(parse_email("no-at-sign"), None);
+        assert_eq!(parse_email("a@localhost"), None);
+    }
+}

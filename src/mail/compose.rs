@@ -1,0 +1,268 @@
+//! Composing: turns an outbox row into the data its template reads — names in the
+//! recipient's language, dates written out, the link to the page.
+//!
+//! The context always has the same keys (`null` when not applicable), so a template's
+//! `{{#if …}}` means the same thing for every kind:
+//! `recipient, reference, app_type, company, link, org, step, due, case_due,
+//! revision_due, items[{n, label, note}], comment, reason, text, for_applicant,
+//! overdue_days, expires, inviter, inviter_org`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{application, company, company_member, org_membership, outbox, task, user};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::render::Lang;
+use crate::calendar::local_date;
+use crate::organizations::OrgDirectory;
+use crate::store;
+use crate::workflow::definition::Definition;
+
+/// Why a row could not be composed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// The database failed: try again later.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The row refers to something that does not exist (or cannot be read): retrying will
+    /// not help.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parsed definition versions by id. A stored version never changes, so entries never go
+/// stale.
+#[derive(Default)]
+pub struct DefinitionCache(Mutex<HashMap<Uuid, Arc<Definition>>>);
+
+impl DefinitionCache {
+    async fn get<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        id: Uuid,
+        orgs: &OrgDirectory,
+    ) -> Result<Arc<Definition>, ComposeError> {
+        if let Some(d) = self.0.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(d);
+        }
+        let def = match store::definition_by_id(db, id, orgs).await {
+            Ok(d) => Arc::new(d),
+            Err(store::StoreError::Db(e)) => return Err(ComposeError::Db(e)),
+            Err(e) => return Err(ComposeError::Invalid(format!("definition {id}: {e}"))),
+        };
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, def.clone());
+        }
+        Ok(def)
+    }
+}
+
+/// Writes a date the way the recipient reads it.
+pub fn format_date(lang: Lang, d: NaiveDate) -> String {
+    match lang {
+        Lang::Zh => d.format("%Y年%-m月%-d日").to_string(),
+        Lang::En => d.format("%-d %B %Y").to_string(),
+    }
+}
+
+fn format_instant(lang: Lang, t: DateTime<Utc>) -> String {
+    // Deadlines are read in Beijing time, like the working-day calendar.
+    const CHINA: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {
+        Some(o) => o,
+        None => panic!("offset out of range"),
+    };
+    let local = t.with_timezone(&CHINA);
+    match lang {
+        Lang::Zh => local.format("%Y年%-m月%-d日 %H:%M").to_string(),
+        Lang::En => local.format("%-d %B %Y, %H:%M (UTC+8)").to_string(),
+    }
+}
+
+fn date_of(v: Option<&Value>) -> Option<NaiveDate> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+fn str_of(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn uuid_of(v: Option<&Value>) -> Option<Uuid> {
+    v.and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// The page an application's email links to; the web layer serves it to the applicant and
+/// to the reviewers alike (each sees what their role allows).
+pub fn application_link(base_url: &str, id: Uuid) -> String {
+    format!("{}/applications/{id}", base_url.trim_end_matches('/'))
+}
+
+/// Builds the template context of `row`.
+pub async fn context(
+    db: &DatabaseConnection,
+    row: &outbox::Model,
+    orgs: &OrgDirectory,
+    defs: &DefinitionCache,
+    base_url: &str,
+) -> Result<Value, ComposeError> {
+    let lang = Lang::of(&row.locale);
+    let data = row.payload.get("data").cloned().unwrap_or(Value::Null);
+    let base = base_url.trim_end_matches('/');
+
+    let recipient = match row.recipient_user_id {
+        Some(id) => user::Entity::find_by_id(id).one(db).await?.map(|u| u.name),
+        None => None,
+    }
+    .unwrap_or_else(|| row.recipient_email.clone());
+
+    let mut ctx = json!({
+        "recipient": recipient,
+        "reference": str_of(row.payload.get("reference")),
+        "app_type": null,
+        "company": null,
+        "link": match str_of(data.get("link")) {
+            // Account emails carry their own path (with its token).
+            Some(path) if path.starts_with('/') => format!("{base}{path}"),
+            _ => format!("{base}/"),
+        },
+        "org": null,
+        "step": null,
+        "due": null,
+        "case_due": null,
+        "revision_due": null,
+        "items": null,
+        "comment": str_of(data.get("comment")),
+        "reason": str_of(data.get("reason")),
+        "text": str_of(data.get("text")),
+        "for_applicant": false,
+        "overdue_days": data.get("overdue_days").and_then(Value::as_u64),
+        "expires": data.get("expires")
+            .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+            .map(|t| format_instant(lang, t)),
+        "inviter": str_of(data.get("inviter")),
+        "inviter_org": str_of(data.get("inviter_org")),
+    });
+    let Some(app_id) = row.application_id else {
+        return Ok(ctx);
+    };
+    let app = application::Entity::find_by_id(app_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ComposeError::Invalid(format!("application {app_id} not found")))?;
+    let def = defs.get(db, app.definition_id, orgs).await?;
+    let company = company::Entity::find_by_id(app.company_id).one(db).await?;
+    let for_applicant = match row.recipient_user_id {
+        Some(u) => company_member::Entity::find()
+            .filter(company_member::Column::CompanyId.eq(app.company_id))
+            .filter(company_member::Column::UserId.eq(u))
+            .one(db)
+            .await?
+            .is_some(),
+        None => false,
+    };
+
+    // The task the event is about: named in the data, or else the latest task of the
+    // recipient's organization on this application (events that close a sibling's task).
+    let mut the_task = match uuid_of(data.get("task")) {
+        Some(id) => task::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    let mut recipient_org = None;
+    if the_task.is_none()
+        && !for_applicant
+        && let Some(u) = row.recipient_user_id
+    {
+        let mine: Vec<Uuid> = org_membership::Entity::find()
+            .filter(org_membership::Column::UserId.eq(u))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.org_id)
+            .collect();
+        if !mine.is_empty() {
+            the_task = task::Entity::find()
+                .filter(task::Column::ApplicationId.eq(app_id))
+                .filter(task::Column::OrgId.is_in(mine.clone()))
+                .order_by_desc(task::Column::OpenedAt)
+                .one(db)
+                .await?;
+            recipient_org = mine.first().copied();
+        }
+    }
+    let step_name = |id: &str| {
+        def.step(id)
+            .map_or_else(|| id.to_string(), |s| s.name.get(lang.tag()).to_string())
+    };
+    let org_name = |id: Uuid| {
+        orgs.by_id(id).map(|o| match lang {
+            Lang::Zh => o.name_zh.clone(),
+            Lang::En => o.name_en.clone(),
+        })
+    };
+    let step = str_of(data.get("step"))
+        .or_else(|| the_task.as_ref().map(|t| t.step_id.clone()))
+        .map(|s| step_name(&s));
+    let org = the_task
+        .as_ref()
+        .map(|t| t.org_id)
+        .or(recipient_org)
+        .and_then(org_name);
+    let due = date_of(data.get("due")).or(the_task.as_ref().map(|t| t.due_date));
+    let revision_due = date_of(data.get("revision_due")).or(app.revision_due);
+
+    let items: Option<Vec<Value>> = data.get("items").and_then(Value::as_array).map(|items| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+                let label = match item.get("kind").and_then(Value::as_str) {
+                    Some("material") => def.materials.iter().find(|m| m.id == id).map(|m| &m.name),
+                    _ => def.sections.iter().find(|s| s.id == id).map(|s| &s.name),
+                }
+                .map_or_else(|| id.to_string(), |t| t.get(lang.tag()).to_string());
+                json!({
+                    "n": i + 1,
+                    "label": label,
+                    "note": item.get("note").and_then(Value::as_str).unwrap_or_default(),
+                })
+            })
+            .collect()
+    });
+
+    if let Value::Object(m) = &mut ctx {
+        let reference = str_of(row.payload.get("reference")).or(app.reference.clone());
+        m.insert("reference".into(), json!(reference));
+        m.insert("app_type".into(), json!(def.name.get(lang.tag())));
+        m.insert("company".into(), json!(company.map(|c| c.name)));
+        m.insert("link".into(), json!(application_link(base, app_id)));
+        m.insert("org".into(), json!(org));
+        m.insert("step".into(), json!(step));
+        m.insert("due".into(), json!(due.map(|d| format_date(lang, d))));
+        m.insert(
+            "case_due".into(),
+            json!(app.case_due.map(|d| format_date(lang, d))),
+        );
+        m.insert(
+            "revision_due".into(),
+            json!(revision_due.map(|d| format_date(lang, d))),
+        );
+        m.insert("items".into(), json!(items));
+        m.insert("for_applicant".into(), json!(for_applicant));
+    }
+    Ok(ctx)
+}
+
+/// Today in the portal's time zone (for the timers).
+pub fn today() -> NaiveDate {
+    local_date(store::now())
+}

@@ -1,0 +1,142 @@
+//! The outbox as a work queue: claiming due rows under a lease, and recording the outcome.
+//!
+//! A claim sets `lease_until` and counts the attempt in the same statement, so a row
+//! another worker holds is invisible until its lease runs out, and a row that keeps
+//! crashing its worker still reaches `mail_max_attempts` and goes dead.
+
+use chrono::{DateTime, Utc};
+use entity::enums::OutboxStatus;
+use entity::outbox;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    Statement,
+};
+
+/// Claims up to `limit` due rows for this worker until `lease_until`.
+///
+/// PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent workers each take different rows
+/// without waiting for each other. SQLite: the single `UPDATE … RETURNING` statement runs
+/// under the database's write lock, so two workers cannot both match the same row.
+pub async fn claim(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<outbox::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let stmt = match backend {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "WITH due AS ( \
+                SELECT id FROM outbox \
+                WHERE status = 'queued' AND next_attempt_at <= $1 \
+                  AND (lease_until IS NULL OR lease_until < $1) \
+                ORDER BY next_attempt_at, id \
+                LIMIT $2 \
+                FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox SET lease_until = $3, attempts = outbox.attempts + 1 \
+             FROM due WHERE outbox.id = due.id \
+             RETURNING outbox.*",
+            [now.into(), limit.into(), lease_until.into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            "UPDATE outbox SET lease_until = ?, attempts = attempts + 1 \
+             WHERE id IN ( \
+                SELECT id FROM outbox \
+                WHERE status = 'queued' AND next_attempt_at <= ? \
+                  AND (lease_until IS NULL OR lease_until < ?) \
+                ORDER BY next_attempt_at, id \
+                LIMIT ?) \
+             RETURNING *",
+            [lease_until.into(), now.into(), now.into(), limit.into()],
+        ),
+    };
+    let mut rows = outbox::Entity::find().from_raw_sql(stmt).all(db).await?;
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    Ok(rows)
+}
+
+/// Records a successful send. Returns false when the lease was lost meanwhile (another
+/// worker may have sent it too — the shared Message-ID lets the recipient's client fold
+/// the two).
+pub async fn mark_sent<C: ConnectionTrait>(
+    db: &C,
+    row: &outbox::Model,
+    lease: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
+        .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Queued))
+        .filter(outbox::Column::LeaseUntil.eq(lease))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a failure: back to the queue at `retry_at`, or dead when `retry_at` is `None`.
+pub async fn mark_failed<C: ConnectionTrait>(
+    db: &C,
+    row: &outbox::Model,
+    lease: DateTime<Utc>,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
+    let mut update = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Some(error.to_string())),
+        );
+    update = match retry_at {
+        Some(at) => update
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Queued))
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(at)),
+        None => update.col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Dead)),
+    };
+    let res = update
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Queued))
+        .filter(outbox::Column::LeaseUntil.eq(lease))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Puts a dead row back in the queue for an immediate attempt with a fresh attempt count
+/// (the administrators' retry button). Returns false when the row is not dead.
+pub async fn retry_dead<C: ConnectionTrait>(
+    db: &C,
+    id: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Queued))
+        .col_expr(outbox::Column::Attempts, Expr::value(0))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Dead))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}

@@ -1,0 +1,289 @@
+//! Registration, login, logout, email verification.
+
+use entity::enums::OrgKind;
+use entity::{company, company_member, organization};
+use poem::{
+    IntoResponse, Response, handler,
+    http::{StatusCode, header},
+    web::{Data, Form, Query},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::{self, FieldError, LoginError, RegistrationForm, TokenError};
+use crate::web::{Ctx, State, field_errors, i18n, redirect};
+
+async fn districts(state: &State, lang: &str) -> poem::Result<Vec<Value>> {
+    let rows = organization::Entity::find()
+        .filter(organization::Column::Kind.eq(OrgKind::District))
+        .filter(organization::Column::Active.eq(true))
+        .order_by_asc(organization::Column::SortOrder)
+        .all(&state.db)
+        .await
+        .map_err(crate::web::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|o| {
+            json!({
+                "code": o.code,
+                "name": if lang == "en" { o.name_en } else { o.name_zh },
+            })
+        })
+        .collect())
+}
+
+async fn render_register(
+    ctx: &Ctx,
+    state: &State,
+    form: &RegistrationForm,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let mut districts = districts(state, ctx.lang).await?;
+    for d in &mut districts {
+        let selected = d["code"].as_str() == Some(form.district.as_str());
+        d["selected"] = json!(selected);
+    }
+    let resp = ctx.page(
+        state,
+        "pages/register",
+        "register-title",
+        json!({
+            "form": form,
+            "errors": field_errors(ctx.lang, errors),
+            "has_errors": !errors.is_empty(),
+            "districts": districts,
+        }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The registration form.
+#[handler]
+pub async fn register_form(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    if ctx.user.is_some() {
+        return Ok(redirect("/account"));
+    }
+    render_register(
+        &ctx,
+        &state,
+        &RegistrationForm::default(),
+        &[],
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Registers a company; on mistakes the form comes back with every message and the input.
+#[handler]
+pub async fn register(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<RegistrationForm>,
+) -> poem::Result<Response> {
+    let reg = match form.validate(&state.db).await {
+        Ok(r) => r,
+        Err(errors) => {
+            return render_register(
+                &ctx,
+                &state,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    match accounts::register(&state.db, &state.hasher, reg, ctx.lang, &state.base_url).await {
+        Ok(user) => {
+            ctx.session.login(user);
+            ctx.session.flash("flash-registered");
+            Ok(redirect("/account"))
+        }
+        Err(accounts::RegisterError::Invalid(errors)) => {
+            render_register(
+                &ctx,
+                &state,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(accounts::RegisterError::Other(e)) => Err(crate::web::internal(e)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+}
+
+fn render_login(
+    ctx: &Ctx,
+    state: &State,
+    form: &LoginForm,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let resp = ctx.page(
+        state,
+        "pages/login",
+        "login-title",
+        json!({
+            "form": form,
+            "errors": field_errors(ctx.lang, errors),
+            "has_errors": !errors.is_empty(),
+        }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The login form.
+#[handler]
+pub async fn login_form(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    if ctx.user.is_some() {
+        return Ok(redirect("/account"));
+    }
+    render_login(&ctx, &state, &LoginForm::default(), &[], StatusCode::OK)
+}
+
+/// Logs in. The message is the same whether the account exists or not; repeated failures
+/// slow down per account and per address (429 with the time to try again).
+#[handler]
+pub async fn login(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<LoginForm>,
+) -> poem::Result<Response> {
+    let mut errors = Vec::new();
+    if form.email.trim().is_empty() {
+        errors.push(FieldError {
+            field: "email".into(),
+            message: "required",
+        });
+    }
+    if form.password.is_empty() {
+        errors.push(FieldError {
+            field: "password".into(),
+            message: "required",
+        });
+    }
+    if !errors.is_empty() {
+        return render_login(
+            &ctx,
+            &state,
+            &form,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let outcome = accounts::authenticate(
+        &state.db,
+        &state.hasher,
+        &form.email,
+        &form.password,
+        &ctx.address,
+    )
+    .await
+    .map_err(crate::web::internal)?;
+    match outcome {
+        Ok(user) => {
+            ctx.session.login(user);
+            Ok(redirect("/account"))
+        }
+        Err(LoginError::Invalid) => {
+            let errors = [FieldError {
+                field: "email".into(),
+                message: "login-invalid",
+            }];
+            render_login(&ctx, &state, &form, &errors, StatusCode::UNAUTHORIZED)
+        }
+        Err(LoginError::Throttled(until)) => {
+            let wait = (until - crate::store::now()).num_seconds().max(1);
+            let minutes = (wait + 59) / 60;
+            let resp = ctx.page(
+                &state,
+                "pages/throttled",
+                "throttled-title",
+                json!({ "minutes": minutes }),
+            )?;
+            Ok(resp
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .with_header(header::RETRY_AFTER, wait.to_string())
+                .into_response())
+        }
+    }
+}
+
+/// Logs out: the session ends on the server.
+#[handler]
+pub async fn logout(ctx: Ctx) -> Response {
+    ctx.session.logout();
+    redirect("/")
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The link from the verification email.
+#[handler]
+pub async fn verify_email(
+    ctx: Ctx,
+    state: Data<&State>,
+    Query(q): Query<TokenQuery>,
+) -> poem::Result<Response> {
+    let outcome = accounts::verify_email(&state.db, &q.token)
+        .await
+        .map_err(crate::web::internal)?;
+    let (key, status) = match outcome {
+        Ok(_) => ("verify-done", StatusCode::OK),
+        Err(TokenError::Expired) => ("verify-expired", StatusCode::BAD_REQUEST),
+        Err(TokenError::Invalid) => ("verify-invalid", StatusCode::BAD_REQUEST),
+    };
+    let resp = ctx.page(
+        &state,
+        "pages/message",
+        "verify-title",
+        json!({ "message": i18n::t(ctx.lang, key) }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The signed-in home: who you are, your company, whether your email is verified.
+#[handler]
+pub async fn account(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    let Some(user) = &ctx.user else {
+        return Ok(redirect("/login"));
+    };
+    let membership = company_member::Entity::find()
+        .filter(company_member::Column::UserId.eq(user.user.id))
+        .filter(company_member::Column::Active.eq(true))
+        .one(&state.db)
+        .await
+        .map_err(crate::web::internal)?;
+    let company = match membership {
+        Some(m) => company::Entity::find_by_id(m.company_id)
+            .one(&state.db)
+            .await
+            .map_err(crate::web::internal)?
+            .map(|c| json!({ "name": c.name, "uscc": c.uscc, "role": m.role })),
+        None => None,
+    };
+    ctx.page(
+        &state,
+        "pages/account",
+        "account-title",
+        json!({
+            "company": company,
+            "verified": user.user.email_verified_at.is_some(),
+        }),
+    )
+}

@@ -1,0 +1,428 @@
+//! The web portal: server-rendered pages (handlebars), sessions, CSRF, translations,
+//! security headers. Handlers read the request, call the domain, render a template.
+
+pub mod accounts;
+pub mod applications;
+pub mod i18n;
+pub mod render;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::user;
+use poem::{
+    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
+    handler,
+    http::{HeaderValue, StatusCode, header},
+    middleware::SetHeader,
+    post,
+    web::{Data, Form, Html, Path},
+};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ids::UserId;
+use crate::passwords::Hasher;
+use crate::settings::Settings;
+use render::Templates;
+use session::{Session, SessionConfig, SessionLayer};
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// Compiled templates.
+    pub templates: Templates,
+    /// Password hashing, bounded.
+    pub hasher: Hasher,
+    /// Public URL, for links in email.
+    pub base_url: String,
+    /// Where uploaded documents go.
+    pub attachments: crate::attachments::AttachmentStore,
+}
+
+/// Shared state handle.
+pub type State = Arc<AppState>;
+
+/// The current user, as pages show it.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The row.
+    pub user: user::Model,
+}
+
+/// Per-request context: session, language, user.
+pub struct Ctx {
+    /// The session.
+    pub session: Session,
+    /// The language of this response.
+    pub lang: &'static str,
+    /// The logged-in user.
+    pub user: Option<CurrentUser>,
+    /// The request path (for the language switch's return).
+    pub path: String,
+    /// The client address (for login throttling).
+    pub address: String,
+}
+
+impl<'a> FromRequest<'a> for Ctx {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let session = req
+            .extensions()
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        let state = req
+            .data::<State>()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        let user = match session.user_id() {
+            Some(id) => user::Entity::find_by_id(id.0)
+                .one(&state.db)
+                .await
+                .map_err(crate::web::internal)?
+                .filter(|u| u.active)
+                .map(|user| CurrentUser { user }),
+            None => None,
+        };
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        let chosen = session
+            .locale()
+            .or_else(|| user.as_ref().map(|u| u.user.locale.clone()));
+        let lang = chosen
+            .as_deref()
+            .and_then(i18n::supported)
+            .unwrap_or_else(|| i18n::negotiate(accept));
+        let address = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Ctx {
+            session,
+            lang,
+            user,
+            path: req.uri().path().to_string(),
+            address,
+        })
+    }
+}
+
+impl Ctx {
+    /// The logged-in user's id.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.user.as_ref().map(|u| UserId(u.user.id))
+    }
+
+    /// Renders a page with the common context (language, user, CSRF token, flash).
+    pub fn page(
+        &self,
+        state: &AppState,
+        template: &str,
+        title_key: &str,
+        mut data: Value,
+    ) -> poem::Result<Response> {
+        let other = if self.lang == "en" { "zh-CN" } else { "en" };
+        let base = json!({
+            "lang": self.lang,
+            "other_lang": other,
+            "title": i18n::t(self.lang, title_key),
+            "csrf": self.session.csrf_token(),
+            "path": self.path,
+            "flash": self.session.take_flash(),
+            "user": self.user.as_ref().map(|u| json!({ "name": u.user.name, "email": u.user.email })),
+        });
+        if let (Value::Object(d), Value::Object(b)) = (&mut data, base) {
+            for (k, v) in b {
+                d.entry(k).or_insert(v);
+            }
+        }
+        let html = state.templates.render(template, &data).map_err(|e| {
+            tracing::error!(error = %e, template, "rendering failed");
+            poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+        Ok(Html(html)
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .into_response())
+    }
+}
+
+/// A form's problems, shaped for the templates: the summary list and a map by field.
+pub fn field_errors(lang: &str, errors: &[crate::accounts::FieldError]) -> Value {
+    let list: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({ "field": e.field, "message": i18n::t(lang, &format!("error-{}", e.message)) }))
+        .collect();
+    let mut by_field = serde_json::Map::new();
+    for e in &list {
+        if let Some(f) = e["field"].as_str() {
+            by_field
+                .entry(f.to_string())
+                .or_insert(e["message"].clone());
+        }
+    }
+    json!({ "list": list, "by_field": by_field })
+}
+
+#[handler]
+async fn home(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    ctx.page(&state, "pages/home", "home-title", json!({}))
+}
+
+#[derive(Deserialize)]
+struct LocaleForm {
+    lang: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Switches the language and remembers it (on the account too, when logged in).
+#[handler]
+async fn set_locale(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<LocaleForm>,
+) -> poem::Result<Response> {
+    let lang = i18n::supported(&form.lang).unwrap_or(i18n::SUPPORTED[0]);
+    ctx.session.set_locale(lang);
+    if let Some(u) = &ctx.user {
+        let mut am: user::ActiveModel = u.user.clone().into();
+        am.locale = sea_orm::ActiveValue::Set(lang.to_string());
+        sea_orm::ActiveModelTrait::update(am, &state.db)
+            .await
+            .map_err(crate::web::internal)?;
+    }
+    // Only a local path: never redirect to another site.
+    let next = if form.next.starts_with('/') && !form.next.starts_with("//") {
+        form.next
+    } else {
+        "/".to_string()
+    };
+    Ok(redirect(&next))
+}
+
+/// A 500 for an unexpected failure; the cause is logged with a request id, never shown.
+pub fn internal(e: impl std::fmt::Display) -> poem::Error {
+    let id = uuid::Uuid::now_v7();
+    tracing::error!(request_id = %id, error = %e, "internal error");
+    poem::Error::from_string(
+        format!("internal error {id}"),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+}
+
+/// A 303 See Other to `to` (after a POST, the browser GETs the next page).
+pub fn redirect(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .finish()
+}
+
+#[handler]
+fn static_asset(Path(name): Path<String>) -> Response {
+    match render::asset(&name) {
+        Some((bytes, mime)) => Response::builder()
+            .header(header::CONTENT_TYPE, mime)
+            .header(header::CACHE_CONTROL, "public, max-age=3600")
+            .body(bytes),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(state: Data<&State>) -> (StatusCode, &'static str) {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+/// Renders error pages for error responses that carry no page of their own.
+struct ErrorPages<E> {
+    inner: E,
+    state: State,
+}
+
+impl<E: Endpoint> Endpoint for ErrorPages<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => {
+                if e.status().is_server_error() {
+                    let id = uuid::Uuid::now_v7();
+                    tracing::error!(request_id = %id, error = %e, "request failed");
+                }
+                e.into_response()
+            }
+        };
+        let status = resp.status();
+        let is_html = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        if !(status.is_client_error() || status.is_server_error()) || is_html {
+            return Ok(resp);
+        }
+        let lang = i18n::negotiate(accept.as_deref());
+        let key = match status.as_u16() {
+            403 => "error-forbidden",
+            404 => "error-not-found",
+            413 => "error-too-large",
+            429 => "error-too-many",
+            503 => "error-unavailable",
+            s if s >= 500 => "error-internal",
+            _ => "error-bad-request",
+        };
+        let data = json!({
+            "lang": lang,
+            "other_lang": if lang == "en" { "zh-CN" } else { "en" },
+            "title": i18n::t(lang, key),
+            "status": status.as_u16(),
+            "csrf": "",
+            "path": "/",
+            "flash": null,
+            "user": null,
+            "message_key": key,
+        });
+        match self.state.templates.render("pages/error", &data) {
+            Ok(html) => {
+                let mut out = Html(html).with_status(status).into_response();
+                for (k, v) in resp.headers() {
+                    if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                        out.headers_mut().insert(k.clone(), v.clone());
+                    }
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rendering the error page failed");
+                Ok(resp)
+            }
+        }
+    }
+}
+
+/// Security headers on every response.
+fn security_headers(hsts: bool) -> SetHeader {
+    let mut h = SetHeader::new()
+        .overriding(
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+        .overriding("x-content-type-options", "nosniff")
+        .overriding("referrer-policy", "same-origin")
+        .overriding("x-frame-options", "DENY")
+        .overriding("cross-origin-opener-policy", "same-origin")
+        .overriding(
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=()",
+        );
+    if hsts {
+        h = h.overriding(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    h
+}
+
+/// Builds the whole web application.
+pub fn app(
+    db: DatabaseConnection,
+    settings: &Settings,
+) -> anyhow::Result<poem::endpoint::BoxEndpoint<'static, Response>> {
+    let secure = settings.base_url.starts_with("https://");
+    let state: State = Arc::new(AppState {
+        db: db.clone(),
+        templates: Templates::load()?,
+        hasher: Hasher::default(),
+        base_url: settings.base_url.trim_end_matches('/').to_string(),
+        attachments: crate::attachments::AttachmentStore::local(
+            &settings.data_dir.join("attachments"),
+            settings.attachment_max_mb * 1024 * 1024,
+        )?,
+    });
+    let session = SessionLayer::new(
+        db,
+        SessionConfig {
+            idle: Duration::from_secs(settings.session_idle_minutes * 60),
+            absolute: Duration::from_secs(settings.session_absolute_hours * 3600),
+            secure,
+        },
+    );
+    let pages = Route::new()
+        .at("/", get(home))
+        .at("/locale", post(set_locale))
+        .at(
+            "/register",
+            get(accounts::register_form).post(accounts::register),
+        )
+        .at("/login", get(accounts::login_form).post(accounts::login))
+        .at("/logout", post(accounts::logout))
+        .at("/verify-email", get(accounts::verify_email))
+        .at("/account", get(accounts::account))
+        .at("/applications", get(applications::list))
+        .at(
+            "/applications/new",
+            get(applications::new_form).post(applications::create),
+        )
+        .at("/applications/:id", get(applications::show))
+        .at(
+            "/applications/:id/sections/:section",
+            get(applications::section_form).post(applications::section_save),
+        )
+        .at(
+            "/applications/:id/materials/:material",
+            post(applications::upload).with(poem::middleware::SizeLimit::new(
+                settings.attachment_max_mb * 1024 * 1024 + 64 * 1024,
+            )),
+        )
+        .at(
+            "/applications/:id/attachments/:attachment",
+            get(applications::download),
+        )
+        .at("/applications/:id/check", get(applications::check))
+        .at("/applications/:id/submit", post(applications::submit))
+        .at("/applications/:id/submitted", get(applications::submitted))
+        .at(
+            "/applications/:id/withdraw",
+            get(applications::withdraw_form).post(applications::withdraw),
+        )
+        .with(session);
+    let routes = Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/static/:name", get(static_asset))
+        .nest("/", pages)
+        .data(state.clone());
+    let with_errors = ErrorPages {
+        inner: routes,
+        state,
+    };
+    Ok(with_errors
+        .with(security_headers(secure))
+        .map_to_response()
+        .boxed())
+}

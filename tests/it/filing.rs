@@ -1,0 +1,600 @@
+//! The applicant's journey over HTTP: register, verify, file each type, follow it,
+//! answer a return (补正), withdraw; and what another company may not see.
+
+use entity::{outbox, user};
+use reqwest::{StatusCode, header, multipart};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+use zhigang::ids::{ApplicationId, UserId};
+use zhigang::store;
+use zhigang::workflow::engine::{Action, ItemKind, ReturnItem};
+
+use crate::db_test;
+use crate::helpers::*;
+use crate::web::{TestApp, csrf_of, fresh_uscc, register, spawn_app};
+
+/// A tiny but real PDF (magic bytes are what the store checks).
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
+/// Registers a company through the web, confirms the email from the outbox link, and
+/// returns the app (logged in) and the user's id.
+async fn verified_company(t: &TestDb) -> (TestApp, UserId) {
+    let app = spawn_app(t).await;
+    let email = format!(
+        "applicant-{}@example.cn",
+        rand::random_range(0..1_000_000_000u32)
+    );
+    assert_eq!(
+        register(&app, &fresh_uscc(), &email).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let u = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user");
+    let mail = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(u.id))
+        .filter(outbox::Column::Kind.eq("verification"))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("verification mail");
+    let link = mail.payload["data"]["link"]
+        .as_str()
+        .expect("link")
+        .to_string();
+    let path = link.strip_prefix("http://portal.test").expect("link");
+    assert_eq!(app.get(path).await.status(), StatusCode::OK);
+    (app, UserId(u.id))
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn new_draft(app: &TestApp, app_type: &str) -> Uuid {
+    let resp = app
+        .submit(
+            "/applications/new",
+            "/applications/new",
+            &[("app_type", app_type)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let loc = location(&resp);
+    loc.trim_start_matches("/applications/")
+        .parse()
+        .expect("draft id")
+}
+
+async fn version_of(t: &TestDb, id: Uuid) -> String {
+    entity::application::Entity::find_by_id(id)
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("app")
+        .version
+        .to_string()
+}
+
+async fn fill(
+    t: &TestDb,
+    app: &TestApp,
+    id: Uuid,
+    section: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let version = version_of(t, id).await;
+    let mut all: Vec<(&str, &str)> = vec![("version", version.as_str())];
+    all.extend_from_slice(fields);
+    let page = format!("/applications/{id}/sections/{section}");
+    app.submit(&page, &page, &all).await
+}
+
+async fn upload(
+    app: &TestApp,
+    id: Uuid,
+    material: &str,
+    bytes: &[u8],
+    name: &str,
+) -> reqwest::Response {
+    let html = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    let token = csrf_of(&html);
+    let part = multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string());
+    app.client
+        .post(format!(
+            "{}/applications/{id}/materials/{material}?_csrf={token}",
+            app.base
+        ))
+        .multipart(multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload")
+}
+
+async fn submit(app: &TestApp, id: Uuid) -> reqwest::Response {
+    let check = format!("/applications/{id}/check");
+    app.submit(&check, &format!("/applications/{id}/submit"), &[])
+        .await
+}
+
+/// Files one application of `app_type` with the given sections and materials; returns
+/// its id and reference.
+async fn file(
+    t: &TestDb,
+    app: &TestApp,
+    app_type: &str,
+    sections: &[(&str, &[(&str, &str)])],
+    materials: &[&str],
+) -> (Uuid, String) {
+    let id = new_draft(app, app_type).await;
+    for (section, fields) in sections {
+        let resp = fill(t, app, id, section, fields).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::SEE_OTHER,
+            "section {section}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    for m in materials {
+        let resp = upload(app, id, m, PDF, &format!("{m}.pdf")).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "upload {m}");
+    }
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains(&format!("/applications/{id}/check")),
+        "ready to check: {page}"
+    );
+    let resp = submit(app, id).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let confirmation = app.get(&location(&resp)).await.text().await.expect("body");
+    let prefix = match app_type {
+        "yqyc" => "YQYC-",
+        "ip_fast_track" => "IPFT-",
+        _ => "PTJR-",
+    };
+    let start = confirmation
+        .find(prefix)
+        .expect("the confirmation shows the reference");
+    let reference = confirmation[start..start + prefix.len() + 11].to_string();
+    (id, reference)
+}
+
+const YQYC_COMPANY: &[(&str, &str)] = &[
+    ("ai_field", "robots"),
+    ("revenue", "120,000,000"),
+    ("rd_spend", "18000000"),
+    ("headcount", "320"),
+    ("patents", "41"),
+];
+const YQYC_REQUEST: &[(&str, &str)] = &[
+    ("support_requested", "rd_funding"),
+    ("support_requested", "fund_investment"),
+    ("amount_requested", "5000000"),
+];
+const YQYC_PLAN: &[(&str, &str)] = &[("plan_description", "扩大服务机器人产线。")];
+
+async fn a_company_files_each_type_and_follows_it(t: &TestDb) {
+    let (app, _) = verified_company(t).await;
+    let (yqyc, yqyc_ref) = file(
+        t,
+        &app,
+        "yqyc",
+        &[
+            ("company", YQYC_COMPANY),
+            ("request", YQYC_REQUEST),
+            ("plan", YQYC_PLAN),
+        ],
+        &["business_licence", "financial_statements", "plan_document"],
+    )
+    .await;
+    let (_, ip_ref) = file(
+        t,
+        &app,
+        "ip_fast_track",
+        &[
+            (
+                "service",
+                &[
+                    ("service_kind", "fast_protection"),
+                    ("online_infringement", "true"),
+                ],
+            ),
+            (
+                "ip",
+                &[
+                    ("ip_kind", "invention_patent"),
+                    ("ip_number", "CN2026100012345"),
+                    ("title", "一种服务机器人"),
+                    ("urgency", "竞品仿冒"),
+                ],
+            ),
+        ],
+        &["ip_certificate"],
+    )
+    .await;
+    let (_, platform_ref) = file(
+        t,
+        &app,
+        "platform_access",
+        &[
+            (
+                "platform",
+                &[
+                    ("platform", "P-NSCC-TJ"),
+                    ("resources", "gpu_card_hours"),
+                    ("gpu_card_hours", "20000"),
+                    ("period_start", "2026-12-01"),
+                    ("period_end", "2027-05-31"),
+                ],
+            ),
+            (
+                "purpose",
+                &[
+                    ("purpose", "训练视觉大模型"),
+                    ("security_commitment", "true"),
+                ],
+            ),
+        ],
+        &["business_licence", "security_commitment_letter"],
+    )
+    .await;
+    assert!(
+        yqyc_ref.starts_with("YQYC-")
+            && ip_ref.starts_with("IPFT-")
+            && platform_ref.starts_with("PTJR-")
+    );
+
+    let list = app.get("/applications").await.text().await.expect("body");
+    for r in [&yqyc_ref, &ip_ref, &platform_ref] {
+        assert!(list.contains(r.as_str()), "My applications lists {r}");
+    }
+    let filtered = app
+        .get("/applications?status=approved")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        !filtered.contains(yqyc_ref.as_str()),
+        "the status filter applies"
+    );
+
+    let page = app
+        .get(&format!("/applications/{yqyc}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("区级预审") && page.contains("滨海新区"),
+        "the timeline names the step and the district"
+    );
+    assert!(
+        page.contains("部门会签") && page.contains("待办理"),
+        "steps still to come"
+    );
+    assert!(page.contains("提交申请"), "the history");
+
+    // The English page after switching.
+    let resp = app
+        .submit(
+            "/applications",
+            "/locale",
+            &[("lang", "en"), ("next", "/applications")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = app
+        .get(&format!("/applications/{yqyc}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("District pre-review") && page.contains("Binhai New Area"),
+        "{page}"
+    );
+}
+db_test!(filing_each_type, a_company_files_each_type_and_follows_it);
+
+async fn a_section_with_mistakes_comes_back_and_an_unverified_company_cannot_submit(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let email = format!("x-{}@example.cn", rand::random_range(0..1_000_000_000u32));
+    assert_eq!(
+        register(&app, &fresh_uscc(), &email).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let id = new_draft(&app, "yqyc").await;
+    let resp = fill(
+        t,
+        &app,
+        id,
+        "company",
+        &[
+            ("ai_field", "robots"),
+            ("revenue", "lots"),
+            ("headcount", "12"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.expect("body");
+    assert!(
+        html.contains("href=\"#revenue\"")
+            && html.contains("href=\"#rd_spend\"")
+            && html.contains("href=\"#patents\"")
+    );
+    assert!(html.contains("value=\"lots\""), "what was typed is kept");
+    assert!(
+        html.contains("value=\"robots\" checked"),
+        "the choice is kept"
+    );
+
+    // A stale version: someone else saved in between.
+    let stale = version_of(t, id).await;
+    assert_eq!(
+        fill(t, &app, id, "plan", YQYC_PLAN).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = format!("/applications/{id}/sections/plan");
+    let resp = app
+        .submit(
+            &page,
+            &page,
+            &[
+                ("version", stale.as_str()),
+                ("plan_description", "我的新文字"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(
+        resp.text().await.expect("body").contains("我的新文字"),
+        "the typed text survives a conflict"
+    );
+
+    for (s, f) in [("company", YQYC_COMPANY), ("request", YQYC_REQUEST)] {
+        assert_eq!(
+            fill(t, &app, id, s, f).await.status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+    for m in ["business_licence", "financial_statements", "plan_document"] {
+        assert_eq!(
+            upload(&app, id, m, PDF, "x.pdf").await.status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+    let resp = submit(&app, id).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        resp.text()
+            .await
+            .expect("body")
+            .contains("请先点击邮件中的链接验证邮箱")
+    );
+
+    // Uploads are checked by content, and limited in size.
+    let resp = upload(
+        &app,
+        id,
+        "plan_document",
+        b"<html><script>alert(1)</script></html>",
+        "plan.pdf",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("文件类型不支持"), "{page}");
+    let mut big = PDF.to_vec();
+    big.resize(2 * 1024 * 1024, b' ');
+    let resp = upload(&app, id, "plan_document", &big, "big.pdf").await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+db_test!(
+    section_mistakes,
+    a_section_with_mistakes_comes_back_and_an_unverified_company_cannot_submit
+);
+
+async fn a_returned_application_opens_only_the_flagged_parts_and_resumes_where_it_was(t: &TestDb) {
+    let (app, _) = verified_company(t).await;
+    let (id, _) = file(
+        t,
+        &app,
+        "yqyc",
+        &[
+            ("company", YQYC_COMPANY),
+            ("request", YQYC_REQUEST),
+            ("plan", YQYC_PLAN),
+        ],
+        &["business_licence", "financial_statements", "plan_document"],
+    )
+    .await;
+    let district = reviewer(&t.db, "D-120116").await;
+    let task = task_of(&t.db, ApplicationId(id), "D-120116").await;
+    store::execute(
+        &t.db,
+        ApplicationId(id),
+        district,
+        Action::Return {
+            task,
+            items: vec![
+                ReturnItem {
+                    kind: ItemKind::Section,
+                    id: "plan".into(),
+                    note: "请补充产能与投资计划".into(),
+                },
+                ReturnItem {
+                    kind: ItemKind::Material,
+                    id: "financial_statements".into(),
+                    note: "需经审计".into(),
+                },
+            ],
+            comment: "请一次性补正".into(),
+        },
+    )
+    .await
+    .expect("return");
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("请补充产能与投资计划") && page.contains("需经审计"),
+        "every item at once"
+    );
+    let plan = fill(
+        t,
+        &app,
+        id,
+        "plan",
+        &[("plan_description", "新增产能计划与投资明细。")],
+    )
+    .await;
+    assert_eq!(plan.status(), StatusCode::SEE_OTHER);
+    let company = fill(t, &app, id, "company", YQYC_COMPANY).await;
+    assert_eq!(
+        company.status(),
+        StatusCode::FORBIDDEN,
+        "an unflagged section stays locked"
+    );
+    let locked = upload(&app, id, "business_licence", PDF, "x.pdf").await;
+    assert_eq!(
+        locked.status(),
+        StatusCode::FORBIDDEN,
+        "an unflagged material stays locked"
+    );
+    assert_eq!(
+        upload(&app, id, "financial_statements", PDF, "audited.pdf")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let resp = submit(&app, id).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let live = live_tasks(&t.db, ApplicationId(id)).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        live[0].0, "D-120116",
+        "resumes at the step that returned it"
+    );
+}
+db_test!(
+    return_and_resubmit,
+    a_returned_application_opens_only_the_flagged_parts_and_resumes_where_it_was
+);
+
+async fn another_companys_user_gets_404_on_the_application_and_its_attachments(t: &TestDb) {
+    let (a, _) = verified_company(t).await;
+    let (id, _) = file(
+        t,
+        &a,
+        "ip_fast_track",
+        &[
+            ("service", &[("service_kind", "key_guidance")]),
+            (
+                "ip",
+                &[
+                    ("ip_kind", "trademark"),
+                    ("ip_number", "TM-1"),
+                    ("title", "智港"),
+                    ("urgency", "展会"),
+                ],
+            ),
+        ],
+        &["ip_certificate"],
+    )
+    .await;
+    let attachment = entity::attachment::Entity::find()
+        .filter(entity::attachment::Column::ApplicationId.eq(id))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("attachment");
+    let own = a
+        .get(&format!("/applications/{id}/attachments/{}", attachment.id))
+        .await;
+    assert_eq!(own.status(), StatusCode::OK);
+    let disposition = own
+        .headers()
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment;"),
+        "always a download: {disposition}"
+    );
+    assert_eq!(own.bytes().await.expect("bytes").as_ref(), PDF);
+
+    let (b, _) = verified_company(t).await;
+    for path in [
+        format!("/applications/{id}"),
+        format!("/applications/{id}/check"),
+        format!("/applications/{id}/sections/ip"),
+        format!("/applications/{id}/attachments/{}", attachment.id),
+    ] {
+        assert_eq!(b.get(&path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let resp = b
+        .submit(
+            "/applications",
+            &format!("/applications/{id}/withdraw"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // The company itself may withdraw, after confirming.
+    let confirm = a.get(&format!("/applications/{id}/withdraw")).await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let resp = a
+        .submit(
+            &format!("/applications/{id}/withdraw"),
+            &format!("/applications/{id}/withdraw"),
+            &[("reason", "改期申请")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = a
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("已撤回"), "{page}");
+}
+db_test!(
+    access_between_companies,
+    another_companys_user_gets_404_on_the_application_and_its_attachments
+);
