@@ -127,6 +127,10 @@ pub enum TaskStatus {
     /// Closed without a decision of this organization (a sibling returned or rejected, or the applicant withdrew).
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
+    /// The lead organization took this organization off the countersign step (减签); it
+    /// stays off when the step reopens after a return.
+    #[sea_orm(string_value = "removed")]
+    Removed,
 }
 
 /// Delivery status of an outbox row.

@@ -402,7 +402,10 @@ async fn timeline(
         let latest_round = step_tasks.iter().map(|t| t.round).max();
         let names: Vec<String> = step_tasks
             .iter()
-            .filter(|t| Some(t.round) == latest_round && t.status != TaskStatus::Cancelled)
+            .filter(|t| {
+                Some(t.round) == latest_round
+                    && !matches!(t.status, TaskStatus::Cancelled | TaskStatus::Removed)
+            })
             .map(|t| org_name(t.org_id))
             .collect();
         let state_key = match (app.status, current_index) {

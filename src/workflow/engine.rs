@@ -61,7 +61,8 @@ impl TaskState {
             TaskStatus::Approved
             | TaskStatus::Returned
             | TaskStatus::Rejected
-            | TaskStatus::Cancelled => false,
+            | TaskStatus::Cancelled
+            | TaskStatus::Removed => false,
         }
     }
 }
@@ -901,13 +902,19 @@ impl Work<'_, '_> {
         Ok(())
     }
 
-    /// An organization of the actor's that has (or had) a task on the application.
-    fn involved_org_of(&self, actor: &Actor) -> Option<OrgId> {
+    /// The actor's organizations that have (or had) a task on the application.
+    fn involved_orgs_of(&self, actor: &Actor) -> Vec<OrgId> {
         let current = self.state.tasks.iter().map(|t| t.org);
         let mut orgs: BTreeSet<OrgId> = self.ctx.involved_orgs.iter().copied().collect();
         orgs.extend(current);
         orgs.into_iter()
-            .find(|o| actor.reviewer_of.contains(o) || actor.admin_of.contains(o))
+            .filter(|o| actor.reviewer_of.contains(o) || actor.admin_of.contains(o))
+            .collect()
+    }
+
+    /// An organization of the actor's that has (or had) a task on the application.
+    fn involved_org_of(&self, actor: &Actor) -> Option<OrgId> {
+        self.involved_orgs_of(actor).into_iter().next()
     }
 
     fn check_form(&self) -> Result<(), Refusal> {
@@ -1001,7 +1008,8 @@ impl Work<'_, '_> {
                         TaskStatus::Approved
                         | TaskStatus::Returned
                         | TaskStatus::Rejected
-                        | TaskStatus::Cancelled,
+                        | TaskStatus::Cancelled
+                        | TaskStatus::Removed,
                         _,
                     ) => return Err(Refusal::TaskClosed),
                 }
@@ -1022,7 +1030,8 @@ impl Work<'_, '_> {
                     TaskStatus::Approved
                     | TaskStatus::Returned
                     | TaskStatus::Rejected
-                    | TaskStatus::Cancelled => return Err(Refusal::TaskClosed),
+                    | TaskStatus::Cancelled
+                    | TaskStatus::Removed => return Err(Refusal::TaskClosed),
                 }
                 if task.claimant != Some(actor.user) && !org_admin {
                     return Err(Refusal::ClaimedByOther);
@@ -1050,15 +1059,19 @@ impl Work<'_, '_> {
                 }
                 self.close_task(idx, TaskStatus::Approved, actor);
                 self.mark_in_review();
-                let step_done = self
-                    .tasks
-                    .iter()
-                    .filter(|t| t.round == self.state.round)
-                    .all(|t| t.status == TaskStatus::Approved || t.status == TaskStatus::Cancelled)
-                    && self
-                        .tasks
+                let step_done =
+                    self.tasks
                         .iter()
-                        .any(|t| t.round == self.state.round && t.status == TaskStatus::Approved);
+                        .filter(|t| t.round == self.state.round)
+                        .all(|t| {
+                            matches!(
+                                t.status,
+                                TaskStatus::Approved | TaskStatus::Cancelled | TaskStatus::Removed
+                            )
+                        })
+                        && self.tasks.iter().any(|t| {
+                            t.round == self.state.round && t.status == TaskStatus::Approved
+                        });
                 if step_done {
                     self.advance(&task.step)?;
                 }
@@ -1152,14 +1165,17 @@ impl Work<'_, '_> {
                         if task.claimant != Some(actor.user) && !org_admin {
                             return Err(Refusal::ClaimedByOther);
                         }
-                        if delegate && task.delegated_by.is_some() {
+                        // A delegated task goes back to its delegator; neither delegating
+                        // nor transferring it again may take it elsewhere.
+                        if task.delegated_by.is_some() {
                             return Err(Refusal::AlreadyDelegated);
                         }
                     }
                     TaskStatus::Approved
                     | TaskStatus::Returned
                     | TaskStatus::Rejected
-                    | TaskStatus::Cancelled => return Err(Refusal::TaskClosed),
+                    | TaskStatus::Cancelled
+                    | TaskStatus::Removed => return Err(Refusal::TaskClosed),
                 }
                 if to.user == actor.user {
                     return Err(Refusal::SameUser);
@@ -1185,7 +1201,7 @@ impl Work<'_, '_> {
             Action::Remind { .. } => {
                 let allowed = actor.system_admin
                     || org_admin
-                    || self.involved_org_of(actor).is_some_and(|o| o != task.org);
+                    || self.involved_orgs_of(actor).iter().any(|o| *o != task.org);
                 if !allowed {
                     return Err(Refusal::NotPermitted);
                 }
@@ -1228,7 +1244,7 @@ impl Work<'_, '_> {
                 self.actor_org = Some(lead);
                 self.detail("reason", json!(reason.trim()));
                 let t = &mut self.tasks[idx];
-                t.status = TaskStatus::Cancelled;
+                t.status = TaskStatus::Removed;
                 t.closed_at = Some(self.ctx.now);
                 t.acted_by = Some(actor.user);
                 self.notify(
@@ -1266,7 +1282,8 @@ impl Work<'_, '_> {
             TaskStatus::Approved
             | TaskStatus::Returned
             | TaskStatus::Rejected
-            | TaskStatus::Cancelled => Err(Refusal::TaskClosed),
+            | TaskStatus::Cancelled
+            | TaskStatus::Removed => Err(Refusal::TaskClosed),
         }
     }
 
@@ -1300,11 +1317,11 @@ impl Work<'_, '_> {
             return Err(Refusal::ReasonRequired);
         }
         let round = self.state.round;
-        if self
-            .tasks
-            .iter()
-            .any(|t| t.round == round && t.org == org && t.status != TaskStatus::Cancelled)
-        {
+        if self.tasks.iter().any(|t| {
+            t.round == round
+                && t.org == org
+                && !matches!(t.status, TaskStatus::Cancelled | TaskStatus::Removed)
+        }) {
             return Err(Refusal::AlreadyParticipant);
         }
         let step = self.state.step.clone().unwrap_or_default();
@@ -1421,11 +1438,31 @@ impl Work<'_, '_> {
                 .step(&id)
                 .ok_or_else(|| Refusal::Unresolvable(id.clone()))?;
             let applies = step.when.as_ref().is_none_or(|c| c.holds(self.ctx.form));
-            let orgs = if applies {
+            let mut orgs = if applies {
                 self.participants(step)?
             } else {
                 Vec::new()
             };
+            // Resuming a countersign step after a return keeps the lead's 加签/减签: an
+            // organization added stays on, one removed stays off.
+            let resuming = days.is_some() && self.before.step.as_deref() == Some(id.as_str());
+            if resuming && applies {
+                for t in self.before.tasks.iter().filter(|t| t.step == id) {
+                    match t.status {
+                        TaskStatus::Removed => orgs.retain(|o| *o != t.org),
+                        TaskStatus::Open
+                        | TaskStatus::Claimed
+                        | TaskStatus::Approved
+                        | TaskStatus::Returned
+                        | TaskStatus::Rejected
+                        | TaskStatus::Cancelled => {
+                            if !orgs.contains(&t.org) {
+                                orgs.push(t.org);
+                            }
+                        }
+                    }
+                }
+            }
             if orgs.is_empty() {
                 skipped.push(id.clone());
                 target = self.next_target(step);
