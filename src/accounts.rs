@@ -463,7 +463,7 @@ async fn blocked_until<C: ConnectionTrait>(
 
 /// Counts a failure for `key`; past `free` failures the key is blocked for a time that
 /// doubles with each further failure.
-async fn count_failure<C: ConnectionTrait>(db: &C, key: &str, free: i32) -> Result<(), DbErr> {
+pub async fn count_failure<C: ConnectionTrait>(db: &C, key: &str, free: i32) -> Result<(), DbErr> {
     use sea_orm::sea_query::ExprTrait;
     let now = store::now();
     let insert = Query::insert()
@@ -544,6 +544,70 @@ pub async fn authenticate(
             Ok(Err(LoginError::Invalid))
         }
     }
+}
+
+/// Requests a password reset: when an active account has this email, a single-use link
+/// valid for an hour is mailed to it. The caller shows the same answer either way, and
+/// requests for one address are limited so nobody can flood an inbox.
+pub async fn request_password_reset(
+    db: &DatabaseConnection,
+    email: &str,
+    base_url: &str,
+) -> Result<(), anyhow::Error> {
+    let Some(email) = parse_email(email) else {
+        return Ok(());
+    };
+    let key = format!("reset:{email}");
+    if blocked_until(db, &key).await?.is_some() {
+        return Ok(());
+    }
+    count_failure(db, &key, 3).await?;
+    let Some(u) = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let txn = db.begin().await?;
+    let token = issue_token(&txn, u.id, "password_reset", Duration::hours(1)).await?;
+    let link = format!(
+        "{}/password/reset?token={token}",
+        base_url.trim_end_matches('/')
+    );
+    queue_account_mail(&txn, "password_reset", &u, json!({ "link": link })).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password: every session of the user ends (sign in again everywhere), and
+/// the user is told by email — a change they did not make is how they notice.
+pub async fn set_password(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    user_id: Uuid,
+    password: &str,
+    base_url: &str,
+) -> Result<(), anyhow::Error> {
+    let hash = hasher.hash(password.to_string()).await?;
+    let txn = db.begin().await?;
+    let u = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user vanished"))?;
+    let mut am: user::ActiveModel = u.clone().into();
+    am.password_hash = Set(hash);
+    am.updated_at = Set(store::now());
+    sea_orm::ActiveModelTrait::update(am, &txn).await?;
+    entity::session::Entity::delete_many()
+        .filter(entity::session::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let link = format!("{}/password/forgot", base_url.trim_end_matches('/'));
+    queue_account_mail(&txn, "password_changed", &u, json!({ "link": link })).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

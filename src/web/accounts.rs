@@ -143,11 +143,24 @@ fn render_login(
     Ok(resp.with_status(status).into_response())
 }
 
-/// The login form.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    reset: Option<String>,
+}
+
+/// The login form (after a password reset, with a notice).
 #[handler]
-pub async fn login_form(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+pub async fn login_form(
+    ctx: Ctx,
+    state: Data<&State>,
+    Query(q): Query<LoginQuery>,
+) -> poem::Result<Response> {
     if ctx.user.is_some() {
         return Ok(redirect("/account"));
+    }
+    if q.reset.is_some() {
+        ctx.session.flash("flash-password-reset");
     }
     render_login(&ctx, &state, &LoginForm::default(), &[], StatusCode::OK)
 }
@@ -286,4 +299,227 @@ pub async fn account(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
             "verified": user.user.email_verified_at.is_some(),
         }),
     )
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// Asks for the email address to send a reset link to.
+#[handler]
+pub async fn forgot_form(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    ctx.page(
+        &state,
+        "pages/forgot",
+        "forgot-title",
+        json!({ "form": ForgotForm::default(), "sent": false }),
+    )
+}
+
+/// Sends a reset link when the account exists; the answer is the same either way.
+#[handler]
+pub async fn forgot(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<ForgotForm>,
+) -> poem::Result<Response> {
+    accounts::request_password_reset(&state.db, &form.email, &state.base_url)
+        .await
+        .map_err(crate::web::internal)?;
+    ctx.page(
+        &state,
+        "pages/forgot",
+        "forgot-title",
+        json!({ "form": form, "sent": true }),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+fn render_reset(
+    ctx: &Ctx,
+    state: &State,
+    token: &str,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let resp = ctx.page(
+        state,
+        "pages/reset",
+        "reset-title",
+        json!({
+            "token": token,
+            "errors": field_errors(ctx.lang, errors),
+            "has_errors": !errors.is_empty(),
+        }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The form behind the reset link.
+#[handler]
+pub async fn reset_form(
+    ctx: Ctx,
+    state: Data<&State>,
+    Query(q): Query<TokenQuery>,
+) -> poem::Result<Response> {
+    render_reset(&ctx, &state, &q.token, &[], StatusCode::OK)
+}
+
+/// Sets the new password if the link is still valid; the link works once.
+#[handler]
+pub async fn reset(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<ResetForm>,
+) -> poem::Result<Response> {
+    let mut errors = Vec::new();
+    if let Err(m) = accounts::check_password(&form.password, &[]) {
+        errors.push(FieldError {
+            field: "password".into(),
+            message: m,
+        });
+    } else if form.password != form.password_confirm {
+        errors.push(FieldError {
+            field: "password_confirm".into(),
+            message: "password-mismatch",
+        });
+    }
+    if !errors.is_empty() {
+        // The token is only consumed once the new password is acceptable.
+        return render_reset(
+            &ctx,
+            &state,
+            &form.token,
+            &errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let user = match accounts::consume_token(&state.db, "password_reset", &form.token)
+        .await
+        .map_err(crate::web::internal)?
+    {
+        Ok(u) => u,
+        Err(e) => {
+            let key = if e == TokenError::Expired {
+                "reset-expired"
+            } else {
+                "reset-invalid"
+            };
+            let resp = ctx.page(
+                &state,
+                "pages/message",
+                "reset-title",
+                json!({ "message": i18n::t(ctx.lang, key) }),
+            )?;
+            return Ok(resp.with_status(StatusCode::BAD_REQUEST).into_response());
+        }
+    };
+    accounts::set_password(
+        &state.db,
+        &state.hasher,
+        user,
+        &form.password,
+        &state.base_url,
+    )
+    .await
+    .map_err(crate::web::internal)?;
+    ctx.session.logout();
+    Ok(redirect("/login?reset=1"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+fn render_change(
+    ctx: &Ctx,
+    state: &State,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let resp = ctx.page(
+        state,
+        "pages/password",
+        "password-title",
+        json!({ "errors": field_errors(ctx.lang, errors), "has_errors": !errors.is_empty() }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The change-password form.
+#[handler]
+pub async fn change_form(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    if ctx.user.is_none() {
+        return Ok(redirect("/login"));
+    }
+    render_change(&ctx, &state, &[], StatusCode::OK)
+}
+
+/// Changes the password (the current one is required); other sessions end.
+#[handler]
+pub async fn change(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<ChangeForm>,
+) -> poem::Result<Response> {
+    let Some(user) = &ctx.user else {
+        return Ok(redirect("/login"));
+    };
+    let mut errors = Vec::new();
+    let ok = state
+        .hasher
+        .verify(form.current.clone(), user.user.password_hash.clone())
+        .await
+        .map_err(crate::web::internal)?;
+    if !ok {
+        errors.push(FieldError {
+            field: "current".into(),
+            message: "password-current-wrong",
+        });
+    }
+    let inputs = [user.user.email.as_str(), user.user.name.as_str()];
+    if let Err(m) = accounts::check_password(&form.password, &inputs) {
+        errors.push(FieldError {
+            field: "password".into(),
+            message: m,
+        });
+    } else if form.password != form.password_confirm {
+        errors.push(FieldError {
+            field: "password_confirm".into(),
+            message: "password-mismatch",
+        });
+    }
+    if !errors.is_empty() {
+        return render_change(&ctx, &state, &errors, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    accounts::set_password(
+        &state.db,
+        &state.hasher,
+        user.user.id,
+        &form.password,
+        &state.base_url,
+    )
+    .await
+    .map_err(crate::web::internal)?;
+    // This browser stays signed in, with a new session id.
+    ctx.session.login(crate::ids::UserId(user.user.id));
+    ctx.session.flash("flash-password-changed");
+    Ok(redirect("/account"))
 }

@@ -321,6 +321,7 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
         "can_withdraw": matches!(app.status, ApplicationStatus::Submitted | ApplicationStatus::InReview | ApplicationStatus::Returned),
         "timeline": timeline(&state, &app, &def, &orgs, ctx.lang).await?,
         "history": public_history(&state, &app, &orgs, ctx.lang).await?,
+        "deliveries": delivery_log(&state, &app, user, ctx.lang).await?,
         "items": return_items(&app, &def, ctx.lang),
     });
     ctx.page(&state, "pages/app_show", "app-title", data)
@@ -430,6 +431,46 @@ async fn timeline(
         }));
     }
     Ok(out)
+}
+
+/// What was mailed about the application, to whom and when, and what failed: an
+/// applicant sees the messages sent to them, reviewers and administrators all of them.
+async fn delivery_log(
+    state: &State,
+    app: &application::Model,
+    user: UserId,
+    lang: &str,
+) -> poem::Result<Vec<Value>> {
+    let actor = store::actor_for(&state.db, user, app.company_id)
+        .await
+        .map_err(internal)?;
+    let sees_all = actor.system_admin || !actor.reviewer_of.is_empty();
+    let mut q = entity::outbox::Entity::find()
+        .filter(entity::outbox::Column::ApplicationId.eq(app.id))
+        .order_by_asc(entity::outbox::Column::CreatedAt);
+    if !sees_all {
+        q = q.filter(entity::outbox::Column::RecipientUserId.eq(user.0));
+    }
+    let rows = q.all(&state.db).await.map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let status = match r.status {
+                entity::enums::OutboxStatus::Sent => "delivery-sent",
+                entity::enums::OutboxStatus::Dead => "delivery-failed",
+                entity::enums::OutboxStatus::Queued if r.last_error.is_some() => "delivery-retrying",
+                entity::enums::OutboxStatus::Queued => "delivery-queued",
+            };
+            json!({
+                "when": crate::calendar::local_time(r.sent_at.unwrap_or(r.created_at)).format("%Y-%m-%d %H:%M").to_string(),
+                "what": i18n::t(lang, &format!("mail-{}", r.kind)),
+                "to": r.recipient_email,
+                "status": i18n::t(lang, status),
+                "failed": r.status == entity::enums::OutboxStatus::Dead,
+                "error": if sees_all { r.last_error } else { None },
+            })
+        })
+        .collect())
 }
 
 /// The history the applicant may see (internal notes and assignments left out).

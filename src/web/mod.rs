@@ -383,6 +383,18 @@ pub fn app(
         .at("/logout", post(accounts::logout))
         .at("/verify-email", get(accounts::verify_email))
         .at("/account", get(accounts::account))
+        .at(
+            "/account/password",
+            get(accounts::change_form).post(accounts::change),
+        )
+        .at(
+            "/password/forgot",
+            get(accounts::forgot_form).post(accounts::forgot),
+        )
+        .at(
+            "/password/reset",
+            get(accounts::reset_form).post(accounts::reset),
+        )
         .at("/applications", get(applications::list))
         .at(
             "/applications/new",

@@ -135,6 +135,10 @@ mod tests {
         for r in &refusals {
             used.push(format!("refusal-{}", r.code()));
         }
+        // Every kind of mail, named in the delivery log.
+        for kind in crate::mail::render::kinds() {
+            used.push(format!("mail-{kind}"));
+        }
         let missing: Vec<_> = used
             .iter()
             .filter(|k| !zh.contains(k) || !en.contains(k))

@@ -297,6 +297,10 @@ async fn a_company_files_each_type_and_follows_it(t: &TestDb) {
         "steps still to come"
     );
     assert!(page.contains("提交申请"), "the history");
+    assert!(
+        page.contains("通知记录") && page.contains("提交回执"),
+        "the delivery log lists the receipt mail"
+    );
 
     // The English page after switching.
     let resp = app

@@ -512,3 +512,193 @@ db_test!(
     language_choice,
     the_language_follows_the_browser_and_the_users_choice
 );
+
+async fn a_forgotten_password_is_reset_by_a_single_use_link_and_the_change_is_notified(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let email = format!("reset-{}@example.cn", rand::random_range(0..1_000_000u32));
+    assert_eq!(
+        register(&app, &fresh_uscc(), &email).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let other_browser = client();
+    let html = other_browser
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let token = csrf_of(&html);
+    let resp = other_browser
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("email", email.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "signed in on a second browser"
+    );
+
+    let unknown = app
+        .submit(
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", "nobody@example.cn")],
+        )
+        .await;
+    let known = app
+        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
+        .await;
+    assert_eq!(unknown.status(), known.status());
+    let (unknown, known) = (
+        unknown.text().await.expect("body"),
+        known.text().await.expect("body"),
+    );
+    assert!(
+        unknown.contains("如果该邮箱已注册") && known.contains("如果该邮箱已注册"),
+        "the same answer either way"
+    );
+
+    let u = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user");
+    let mail = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(u.id))
+        .filter(outbox::Column::Kind.eq("password_reset"))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("reset mail queued");
+    let link = mail.payload["data"]["link"]
+        .as_str()
+        .expect("link")
+        .to_string();
+    let path = link
+        .strip_prefix("http://portal.test")
+        .expect("link under base_url")
+        .to_string();
+    let form = app.get(&path).await.text().await.expect("body");
+    let reset_token = path.split("token=").nth(1).expect("token").to_string();
+    assert!(form.contains(&reset_token));
+
+    // A weak password is refused and the link still works afterwards.
+    let weak = app
+        .submit(
+            &path,
+            "/password/reset",
+            &[
+                ("token", &reset_token),
+                ("password", "password1234"),
+                ("password_confirm", "password1234"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let new_password = "quiet-lantern-orchard-77";
+    let done = app
+        .submit(
+            &path,
+            "/password/reset",
+            &[
+                ("token", &reset_token),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let again = app
+        .submit(
+            &path,
+            "/password/reset",
+            &[
+                ("token", &reset_token),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "single use");
+
+    // Every session ended; the change is mailed; the new password works, the old does not.
+    let stale = other_browser
+        .get(format!("{}/account", app.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        stale.status(),
+        StatusCode::SEE_OTHER,
+        "the other browser was signed out"
+    );
+    let notified = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(u.id))
+        .filter(outbox::Column::Kind.eq("password_changed"))
+        .one(&t.db)
+        .await
+        .expect("query");
+    assert!(notified.is_some(), "the password change is mailed");
+    let old = app
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", GOOD_PASSWORD)],
+        )
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let new = app
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", new_password)],
+        )
+        .await;
+    assert_eq!(new.status(), StatusCode::SEE_OTHER);
+
+    // Changing it while signed in needs the current one.
+    let wrong = app
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current", "not it at all"),
+                ("password", "amber-falcon-river-31"),
+                ("password_confirm", "amber-falcon-river-31"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.text().await.expect("body").contains("当前密码不正确"));
+    let changed = app
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current", new_password),
+                ("password", "amber-falcon-river-31"),
+                ("password_confirm", "amber-falcon-river-31"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let account = app.get("/account").await;
+    assert_eq!(
+        account.status(),
+        StatusCode::OK,
+        "this browser stays signed in"
+    );
+}
+db_test!(
+    password_reset_and_change,
+    a_forgotten_password_is_reset_by_a_single_use_link_and_the_change_is_notified
+);
