@@ -610,6 +610,220 @@ pub async fn set_password(
     Ok(())
 }
 
+/// A company member as the members page lists them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    /// The user.
+    pub user_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Company admin or member.
+    pub admin: bool,
+    /// Can sign in and see the company's applications.
+    pub active: bool,
+    /// Has not accepted the invitation yet.
+    pub pending: bool,
+}
+
+/// The company `user` belongs to, and whether they are its admin.
+pub async fn membership<C: ConnectionTrait>(
+    db: &C,
+    user: Uuid,
+) -> Result<Option<(Uuid, bool)>, DbErr> {
+    Ok(company_member::Entity::find()
+        .filter(company_member::Column::UserId.eq(user))
+        .filter(company_member::Column::Active.eq(true))
+        .one(db)
+        .await?
+        .map(|m| (m.company_id, m.role == CompanyRole::Admin)))
+}
+
+/// Every member of a company, admins first.
+pub async fn members(db: &DatabaseConnection, company: Uuid) -> Result<Vec<Member>, DbErr> {
+    let rows = company_member::Entity::find()
+        .filter(company_member::Column::CompanyId.eq(company))
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for m in rows {
+        if let Some(u) = user::Entity::find_by_id(m.user_id).one(db).await? {
+            out.push(Member {
+                user_id: u.id,
+                name: u.name,
+                email: u.email,
+                admin: m.role == CompanyRole::Admin,
+                active: m.active && u.active,
+                pending: u.password_hash == NO_PASSWORD,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.admin.cmp(&a.admin).then(a.email.cmp(&b.email)));
+    Ok(out)
+}
+
+/// The stored hash of an account whose owner has not chosen a password yet: not a valid
+/// PHC string, so no password ever matches it.
+const NO_PASSWORD: &str = "!invited";
+
+/// The company admin invites a colleague: an account without a password, a membership,
+/// and an email with a link (valid 7 days) to choose a password.
+pub async fn invite_member(
+    db: &DatabaseConnection,
+    admin: Uuid,
+    email: &str,
+    name: &str,
+    locale: &str,
+    base_url: &str,
+) -> Result<Result<Uuid, Vec<FieldError>>, anyhow::Error> {
+    let Some((company, true)) = membership(db, admin).await? else {
+        return Ok(Err(vec![err("email", "not-company-admin")]));
+    };
+    let mut errors = Vec::new();
+    let name = name.trim();
+    if name.is_empty() {
+        errors.push(err("name", "required"));
+    }
+    let email = match parse_email(email) {
+        Some(e) => Some(e),
+        None => {
+            errors.push(err(
+                "email",
+                if email.trim().is_empty() {
+                    "required"
+                } else {
+                    "email-invalid"
+                },
+            ));
+            None
+        }
+    };
+    if let Some(e) = &email
+        && user::Entity::find()
+            .filter(user::Column::Email.eq(e.as_str()))
+            .one(db)
+            .await?
+            .is_some()
+    {
+        errors.push(err("email", "email-taken"));
+    }
+    let Some(email) = email.filter(|_| errors.is_empty()) else {
+        return Ok(Err(errors));
+    };
+    let txn = db.begin().await?;
+    let now = store::now();
+    let id = Uuid::now_v7();
+    let u = user::ActiveModel {
+        id: Set(id),
+        email: Set(email),
+        name: Set(name.to_string()),
+        password_hash: Set(NO_PASSWORD.to_string()),
+        locale: Set(locale.to_string()),
+        active: Set(true),
+        email_verified_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    company_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        company_id: Set(company),
+        user_id: Set(id),
+        role: Set(CompanyRole::Member),
+        active: Set(true),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let token = issue_token(&txn, id, "invitation", Duration::days(7)).await?;
+    let company_name = company::Entity::find_by_id(company)
+        .one(&txn)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let link = format!(
+        "{}/invitation?token={token}",
+        base_url.trim_end_matches('/')
+    );
+    queue_account_mail(
+        &txn,
+        "invitation",
+        &u,
+        json!({ "link": link, "company": company_name }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Ok(id))
+}
+
+/// The invited colleague chooses a password with the link from the invitation; their
+/// email counts as verified (they received the link). Returns the user.
+pub async fn accept_invitation(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    token: &str,
+    password: &str,
+) -> Result<Result<Uuid, TokenError>, anyhow::Error> {
+    let user_id = match consume_token(db, "invitation", token).await? {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(e)),
+    };
+    let hash = hasher.hash(password.to_string()).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(
+            user::Column::EmailVerifiedAt,
+            Expr::value(Some(store::now())),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(Ok(user_id))
+}
+
+/// The company admin deactivates (or reactivates) a colleague. A deactivated colleague
+/// cannot sign in and every session of theirs ends at once. Admins cannot lock themselves
+/// out.
+pub async fn set_member_active(
+    db: &DatabaseConnection,
+    admin: Uuid,
+    member: Uuid,
+    active: bool,
+) -> Result<bool, anyhow::Error> {
+    let Some((company, true)) = membership(db, admin).await? else {
+        return Ok(false);
+    };
+    if admin == member {
+        return Ok(false);
+    }
+    let txn = db.begin().await?;
+    let res = company_member::Entity::update_many()
+        .col_expr(company_member::Column::Active, Expr::value(active))
+        .filter(company_member::Column::CompanyId.eq(company))
+        .filter(company_member::Column::UserId.eq(member))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::Active, Expr::value(active))
+        .filter(user::Column::Id.eq(member))
+        .exec(&txn)
+        .await?;
+    if !active {
+        entity::session::Entity::delete_many()
+            .filter(entity::session::Column::UserId.eq(member))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -523,3 +523,220 @@ pub async fn change(
     ctx.session.flash("flash-password-changed");
     Ok(redirect("/account"))
 }
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+}
+
+async fn render_members(
+    ctx: &Ctx,
+    state: &State,
+    form: &InviteForm,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> poem::Result<Response> {
+    let Some(user) = &ctx.user else {
+        return Ok(redirect("/login"));
+    };
+    let Some((company, admin)) = accounts::membership(&state.db, user.user.id)
+        .await
+        .map_err(crate::web::internal)?
+    else {
+        return Err(poem::Error::from_status(StatusCode::NOT_FOUND));
+    };
+    let people = accounts::members(&state.db, company)
+        .await
+        .map_err(crate::web::internal)?;
+    let rows: Vec<Value> = people
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.user_id,
+                "name": m.name,
+                "email": m.email,
+                "admin": m.admin,
+                "active": m.active,
+                "pending": m.pending,
+                "is_me": m.user_id == user.user.id,
+            })
+        })
+        .collect();
+    let resp = ctx.page(
+        state,
+        "pages/members",
+        "members-title",
+        json!({
+            "members": rows,
+            "is_admin": admin,
+            "form": form,
+            "errors": field_errors(ctx.lang, errors),
+            "has_errors": !errors.is_empty(),
+        }),
+    )?;
+    Ok(resp.with_status(status).into_response())
+}
+
+/// The company's members; the company admin invites and deactivates colleagues here.
+#[handler]
+pub async fn members(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    render_members(&ctx, &state, &InviteForm::default(), &[], StatusCode::OK).await
+}
+
+/// Invites a colleague by email.
+#[handler]
+pub async fn invite(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<InviteForm>,
+) -> poem::Result<Response> {
+    let Some(user) = &ctx.user else {
+        return Ok(redirect("/login"));
+    };
+    match accounts::invite_member(
+        &state.db,
+        user.user.id,
+        &form.email,
+        &form.name,
+        ctx.lang,
+        &state.base_url,
+    )
+    .await
+    .map_err(crate::web::internal)?
+    {
+        Ok(_) => {
+            ctx.session.flash("flash-invited");
+            Ok(redirect("/company/members"))
+        }
+        Err(errors) if errors.iter().any(|e| e.message == "not-company-admin") => {
+            Err(poem::Error::from_status(StatusCode::FORBIDDEN))
+        }
+        Err(errors) => {
+            render_members(
+                &ctx,
+                &state,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+async fn set_active(
+    ctx: &Ctx,
+    state: &State,
+    member: uuid::Uuid,
+    active: bool,
+) -> poem::Result<Response> {
+    let Some(user) = &ctx.user else {
+        return Ok(redirect("/login"));
+    };
+    if accounts::set_member_active(&state.db, user.user.id, member, active)
+        .await
+        .map_err(crate::web::internal)?
+    {
+        ctx.session.flash(if active {
+            "flash-member-reactivated"
+        } else {
+            "flash-member-deactivated"
+        });
+        Ok(redirect("/company/members"))
+    } else {
+        Err(poem::Error::from_status(StatusCode::FORBIDDEN))
+    }
+}
+
+/// Deactivates a colleague (company admin only).
+#[handler]
+pub async fn deactivate(
+    ctx: Ctx,
+    state: Data<&State>,
+    poem::web::Path(member): poem::web::Path<uuid::Uuid>,
+) -> poem::Result<Response> {
+    set_active(&ctx, &state, member, false).await
+}
+
+/// Reactivates a colleague (company admin only).
+#[handler]
+pub async fn reactivate(
+    ctx: Ctx,
+    state: Data<&State>,
+    poem::web::Path(member): poem::web::Path<uuid::Uuid>,
+) -> poem::Result<Response> {
+    set_active(&ctx, &state, member, true).await
+}
+
+/// The link from an invitation: choose a password.
+#[handler]
+pub async fn invitation_form(
+    ctx: Ctx,
+    state: Data<&State>,
+    Query(q): Query<TokenQuery>,
+) -> poem::Result<Response> {
+    ctx.page(
+        &state,
+        "pages/invitation",
+        "invitation-title",
+        json!({ "token": q.token, "errors": field_errors(ctx.lang, &[]), "has_errors": false }),
+    )
+}
+
+/// Accepts an invitation: sets the password and signs in.
+#[handler]
+pub async fn accept_invitation(
+    ctx: Ctx,
+    state: Data<&State>,
+    Form(form): Form<ResetForm>,
+) -> poem::Result<Response> {
+    let mut errors = Vec::new();
+    if let Err(m) = accounts::check_password(&form.password, &[]) {
+        errors.push(FieldError {
+            field: "password".into(),
+            message: m,
+        });
+    } else if form.password != form.password_confirm {
+        errors.push(FieldError {
+            field: "password_confirm".into(),
+            message: "password-mismatch",
+        });
+    }
+    if !errors.is_empty() {
+        let resp = ctx.page(
+            &state,
+            "pages/invitation",
+            "invitation-title",
+            json!({ "token": form.token, "errors": field_errors(ctx.lang, &errors), "has_errors": true }),
+        )?;
+        return Ok(resp
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .into_response());
+    }
+    match accounts::accept_invitation(&state.db, &state.hasher, &form.token, &form.password)
+        .await
+        .map_err(crate::web::internal)?
+    {
+        Ok(user) => {
+            ctx.session.login(crate::ids::UserId(user));
+            Ok(redirect("/applications"))
+        }
+        Err(e) => {
+            let key = if e == TokenError::Expired {
+                "invitation-expired"
+            } else {
+                "invitation-invalid"
+            };
+            let resp = ctx.page(
+                &state,
+                "pages/message",
+                "invitation-title",
+                json!({ "message": i18n::t(ctx.lang, key) }),
+            )?;
+            Ok(resp.with_status(StatusCode::BAD_REQUEST).into_response())
+        }
+    }
+}

@@ -395,6 +395,20 @@ pub fn app(
             "/password/reset",
             get(accounts::reset_form).post(accounts::reset),
         )
+        .at("/company/members", get(accounts::members))
+        .at("/company/members/invite", post(accounts::invite))
+        .at(
+            "/company/members/:id/deactivate",
+            post(accounts::deactivate),
+        )
+        .at(
+            "/company/members/:id/reactivate",
+            post(accounts::reactivate),
+        )
+        .at(
+            "/invitation",
+            get(accounts::invitation_form).post(accounts::accept_invitation),
+        )
         .at("/applications", get(applications::list))
         .at(
             "/applications/new",

@@ -3,3 +3,4 @@
 pub mod definition;
 pub mod engine;
 pub mod graph;
+pub mod svg;

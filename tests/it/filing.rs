@@ -302,6 +302,10 @@ async fn a_company_files_each_type_and_follows_it(t: &TestDb) {
         "the delivery log lists the receipt mail"
     );
 
+    assert!(
+        page.contains("<svg") && page.contains("▶ 当前"),
+        "the route diagram marks the current step"
+    );
     // The English page after switching.
     let resp = app
         .submit(

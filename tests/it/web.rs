@@ -702,3 +702,180 @@ db_test!(
     password_reset_and_change,
     a_forgotten_password_is_reset_by_a_single_use_link_and_the_change_is_notified
 );
+
+async fn the_company_admin_invites_a_colleague_who_sees_the_applications_until_deactivated(
+    t: &TestDb,
+) {
+    let admin = spawn_app(t).await;
+    let email = format!("boss-{}@example.cn", rand::random_range(0..1_000_000u32));
+    assert_eq!(
+        register(&admin, &fresh_uscc(), &email).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let draft = admin
+        .submit(
+            "/applications/new",
+            "/applications/new",
+            &[("app_type", "yqyc")],
+        )
+        .await;
+    let draft_path = draft
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("draft")
+        .to_string();
+
+    let colleague_email = format!(
+        "colleague-{}@example.cn",
+        rand::random_range(0..1_000_000u32)
+    );
+    let members_page = admin.get("/company/members").await;
+    assert_eq!(
+        members_page.status(),
+        StatusCode::OK,
+        "{}",
+        members_page.text().await.unwrap_or_default()
+    );
+    let bad = admin
+        .submit(
+            "/company/members",
+            "/company/members/invite",
+            &[("name", ""), ("email", "nope")],
+        )
+        .await;
+    let bad_status = bad.status();
+    assert_eq!(
+        bad_status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad.text().await.unwrap_or_default()
+    );
+    let resp = admin
+        .submit(
+            "/company/members",
+            "/company/members/invite",
+            &[("name", "赵同事"), ("email", &colleague_email)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = admin
+        .get("/company/members")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains(&colleague_email) && page.contains("已邀请,待设置密码"));
+
+    let colleague = user::Entity::find()
+        .filter(user::Column::Email.eq(colleague_email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("invited user");
+    let mail = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(colleague.id))
+        .filter(outbox::Column::Kind.eq("invitation"))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("invitation mail");
+    let link = mail.payload["data"]["link"]
+        .as_str()
+        .expect("link")
+        .to_string();
+    let path = link
+        .strip_prefix("http://portal.test")
+        .expect("link")
+        .to_string();
+    let token = path.split("token=").nth(1).expect("token").to_string();
+
+    // Before accepting, nobody can sign in as the colleague.
+    let guest = TestApp {
+        base: admin.base.clone(),
+        client: client(),
+    };
+    let nope = guest
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &colleague_email), ("password", "")],
+        )
+        .await;
+    assert_ne!(nope.status(), StatusCode::SEE_OTHER);
+    let resp = guest
+        .submit(
+            &path,
+            "/invitation",
+            &[
+                ("token", &token),
+                ("password", "copper-meadow-signal-42"),
+                ("password_confirm", "copper-meadow-signal-42"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        guest.get(&draft_path).await.status(),
+        StatusCode::OK,
+        "a colleague sees the company's applications"
+    );
+
+    // A member is not an admin.
+    let resp = guest
+        .submit(
+            "/company/members",
+            "/company/members/invite",
+            &[("name", "x"), ("email", "x@example.cn")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Deactivation ends the colleague's sessions and access at once.
+    let resp = admin
+        .submit(
+            "/company/members",
+            &format!("/company/members/{}/deactivate", colleague.id),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        guest.get(&draft_path).await.status(),
+        StatusCode::SEE_OTHER,
+        "signed out: redirected to the login"
+    );
+    let again = guest
+        .submit(
+            "/login",
+            "/login",
+            &[
+                ("email", &colleague_email),
+                ("password", "copper-meadow-signal-42"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    let me = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("admin");
+    let resp = admin
+        .submit(
+            "/company/members",
+            &format!("/company/members/{}/deactivate", me.id),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "the admin cannot lock themselves out"
+    );
+}
+db_test!(
+    company_members,
+    the_company_admin_invites_a_colleague_who_sees_the_applications_until_deactivated
+);
