@@ -12,6 +12,7 @@ pub mod history_event;
 pub mod org_membership;
 pub mod organization;
 pub mod outbox;
+pub mod rating;
 pub mod reference_counter;
 pub mod session;
 pub mod system_admin;

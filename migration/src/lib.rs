@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261127_000002_mail_timers;
 mod m20261127_000003_accounts;
+mod m20261127_000004_ratings;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_mail_timers::Migration),
             Box::new(m20261127_000003_accounts::Migration),
+            Box::new(m20261127_000004_ratings::Migration),
         ]
     }
 }

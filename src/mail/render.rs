@@ -46,6 +46,7 @@ const KIND_SOURCES: &[(&str, &str, &str)] = kinds!(
     "signer_removed",
     "sibling_returned",
     "sibling_rejected",
+    "low_rating",
     // Account and security.
     "verification",
     "password_reset",

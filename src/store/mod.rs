@@ -892,3 +892,116 @@ pub async fn attach(
     .await?;
     Ok(id)
 }
+
+/// Records the company's rating (好差评) of a decided application: 1 to 5 and a comment,
+/// once per application. A rating of 1 or 2 is flagged and mailed to the admins of the
+/// organization that decided.
+pub async fn rate(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    score: i32,
+    comment: &str,
+) -> StoreResult<()> {
+    let row = application::Entity::find_by_id(app.0)
+        .one(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if !is_active_member(db, row.company_id, user).await? {
+        return Err(StoreError::NotFound);
+    }
+    match row.status {
+        ApplicationStatus::Approved | ApplicationStatus::Rejected => {}
+        ApplicationStatus::Draft
+        | ApplicationStatus::Submitted
+        | ApplicationStatus::InReview
+        | ApplicationStatus::Returned
+        | ApplicationStatus::Withdrawn => return Err(StoreError::Refused(Refusal::Locked)),
+    }
+    if !(1..=5).contains(&score) || comment.chars().count() > engine::MAX_TEXT {
+        return Err(StoreError::Invalid(
+            "a rating is 1 to 5 with a comment of at most 5000 characters".into(),
+        ));
+    }
+    // The organization whose decision closed the case.
+    let deciding = task::Entity::find()
+        .filter(task::Column::ApplicationId.eq(app.0))
+        .filter(task::Column::Status.is_in([
+            entity::enums::TaskStatus::Approved,
+            entity::enums::TaskStatus::Rejected,
+        ]))
+        .order_by_desc(task::Column::ClosedAt)
+        .one(db)
+        .await?;
+    let flagged = score <= 2;
+    let now = now();
+    let txn = db.begin().await?;
+    let inserted = entity::rating::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        application_id: Set(app.0),
+        company_id: Set(row.company_id),
+        user_id: Set(user.0),
+        org_id: Set(deciding.as_ref().map(|t| t.org_id)),
+        score: Set(score),
+        comment: Set(comment.trim().to_string()),
+        flagged: Set(flagged),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    if let Err(e) = inserted {
+        return Err(match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict,
+            _ => StoreError::Db(e),
+        });
+    }
+    if let (true, Some(t)) = (flagged, &deciding) {
+        let admins: Vec<Uuid> = org_membership::Entity::find()
+            .filter(org_membership::Column::OrgId.eq(t.org_id))
+            .filter(org_membership::Column::Role.eq(OrgRole::OrgAdmin))
+            .filter(org_membership::Column::Active.eq(true))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        let users = if admins.is_empty() {
+            Vec::new()
+        } else {
+            user::Entity::find()
+                .filter(user::Column::Id.is_in(admins))
+                .filter(user::Column::Active.eq(true))
+                .all(&txn)
+                .await?
+        };
+        for u in users {
+            let id = Uuid::now_v7();
+            outbox::ActiveModel {
+                id: Set(id),
+                kind: Set("low_rating".into()),
+                application_id: Set(Some(app.0)),
+                recipient_user_id: Set(Some(u.id)),
+                recipient_email: Set(u.email.clone()),
+                locale: Set(u.locale.clone()),
+                payload: Set(json!({
+                    "reference": row.reference,
+                    "app_type": row.app_type,
+                    "application_id": row.id,
+                    "data": { "task": t.id, "text": format!("{score}/5"), "comment": comment.trim() },
+                })),
+                status: Set(OutboxStatus::Queued),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                lease_until: Set(None),
+                last_error: Set(None),
+                message_id: Set(format!("{id}@zhigang")),
+                created_at: Set(now),
+                sent_at: Set(None),
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}

@@ -318,6 +318,7 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
         "is_draft": app.status == ApplicationStatus::Draft,
         "is_returned": app.status == ApplicationStatus::Returned,
         "return_count": returned,
+        "decided": matches!(app.status, ApplicationStatus::Approved | ApplicationStatus::Rejected),
         "can_withdraw": matches!(app.status, ApplicationStatus::Submitted | ApplicationStatus::InReview | ApplicationStatus::Returned),
         "timeline": timeline(&state, &app, &def, &orgs, ctx.lang).await?,
         "diagram": diagram(&state, &app, &def, &orgs, ctx.lang).await?,
@@ -1061,6 +1062,98 @@ pub async fn withdraw(
             Ok(redirect(&format!("/applications/{id}")))
         }
         Err(StoreError::NotFound) => Err(not_found()),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The decision letter: print-friendly, with every reviewing organization's opinion and,
+/// when rejected, the reasons; and the company's rating (好差评).
+#[handler]
+pub async fn decision(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path(id): Path<Uuid>,
+) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let (app, def, orgs) = load_visible(&state, user, id).await?;
+    if !matches!(
+        app.status,
+        ApplicationStatus::Approved | ApplicationStatus::Rejected
+    ) {
+        return Ok(redirect(&format!("/applications/{id}")));
+    }
+    let company = entity::company::Entity::find_by_id(app.company_id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    let history = public_history(&state, &app, &orgs, ctx.lang).await?;
+    let opinions: Vec<Value> = history
+        .into_iter()
+        .filter(|h| h["text"].is_string() && h["org"].is_string())
+        .collect();
+    let rating = entity::rating::Entity::find()
+        .filter(entity::rating::Column::ApplicationId.eq(app.id))
+        .one(&state.db)
+        .await
+        .map_err(internal)?;
+    let is_member = store::actor_for(&state.db, user, app.company_id)
+        .await
+        .map_err(internal)?
+        .applicant;
+    let data = json!({
+        "app": app_summary(&app, &def, ctx.lang),
+        "approved": app.status == ApplicationStatus::Approved,
+        "company": { "name": company.name, "uscc": company.uscc },
+        "opinions": opinions,
+        "rating": rating.map(|r| json!({ "score": r.score, "comment": r.comment })),
+        "can_rate": is_member,
+        "scores": [5, 4, 3, 2, 1],
+    });
+    ctx.page(&state, "pages/app_decision", "decision-title", data)
+}
+
+#[derive(Deserialize)]
+pub struct RatingForm {
+    #[serde(default)]
+    score: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// Records the company's rating of a decided application.
+#[handler]
+pub async fn rate(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path(id): Path<Uuid>,
+    poem::web::Form(form): poem::web::Form<RatingForm>,
+) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let _ = load_visible(&state, user, id).await?;
+    let Ok(score) = form.score.parse::<i32>() else {
+        ctx.session.flash("flash-rating-choose");
+        return Ok(redirect(&format!("/applications/{id}/decision")));
+    };
+    match store::rate(&state.db, ApplicationId(id), user, score, &form.comment).await {
+        Ok(()) => {
+            ctx.session.flash("flash-rated");
+            Ok(redirect(&format!("/applications/{id}/decision")))
+        }
+        Err(StoreError::Invalid(_)) => {
+            ctx.session.flash("flash-rating-choose");
+            Ok(redirect(&format!("/applications/{id}/decision")))
+        }
+        Err(StoreError::Conflict) => {
+            ctx.session.flash("flash-rating-exists");
+            Ok(redirect(&format!("/applications/{id}/decision")))
+        }
+        Err(StoreError::NotFound) => Err(not_found()),
+        Err(StoreError::Refused(_)) => Err(poem::Error::from_status(StatusCode::FORBIDDEN)),
         Err(e) => Err(internal(e)),
     }
 }

@@ -430,6 +430,8 @@ pub fn app(
             get(applications::download),
         )
         .at("/applications/:id/check", get(applications::check))
+        .at("/applications/:id/decision", get(applications::decision))
+        .at("/applications/:id/rating", post(applications::rate))
         .at("/applications/:id/submit", post(applications::submit))
         .at("/applications/:id/submitted", get(applications::submitted))
         .at(

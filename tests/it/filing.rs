@@ -606,3 +606,96 @@ db_test!(
     access_between_companies,
     another_companys_user_gets_404_on_the_application_and_its_attachments
 );
+
+async fn a_decided_application_has_a_letter_and_a_low_rating_reaches_the_org_admin(t: &TestDb) {
+    let (app, _) = verified_company(t).await;
+    let (id, reference) = file(
+        t,
+        &app,
+        "ip_fast_track",
+        &[
+            ("service", &[("service_kind", "priority_acceptance")]),
+            (
+                "ip",
+                &[
+                    ("ip_kind", "software_copyright"),
+                    ("ip_number", "2026SR000001"),
+                    ("title", "视觉识别软件"),
+                    ("urgency", "投标需要"),
+                ],
+            ),
+        ],
+        &["ip_certificate"],
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/applications/{id}/decision"))
+            .await
+            .status(),
+        StatusCode::SEE_OTHER,
+        "no letter before a decision"
+    );
+    let amr = reviewer(&t.db, "TJ-AMR").await;
+    let admin = member_of(&t.db, "TJ-AMR", entity::enums::OrgRole::OrgAdmin).await;
+    approve(&t.db, ApplicationId(id), "TJ-AMR", amr).await;
+    approve(&t.db, ApplicationId(id), "TJ-AMR", amr).await;
+
+    let letter = app
+        .get(&format!("/applications/{id}/decision"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        letter.contains("审批决定书(批准)")
+            && letter.contains(&reference)
+            && letter.contains("TJ-AMR 同意"),
+        "{letter}"
+    );
+
+    let resp = app
+        .submit(
+            &format!("/applications/{id}/decision"),
+            &format!("/applications/{id}/rating"),
+            &[("score", "2"), ("comment", "等待时间偏长")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let letter = app
+        .get(&format!("/applications/{id}/decision"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(letter.contains("您的评价:2 分"), "{letter}");
+    let flagged = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq("low_rating"))
+        .filter(outbox::Column::ApplicationId.eq(id))
+        .all(&t.db)
+        .await
+        .expect("query");
+    assert_eq!(flagged.len(), 1, "the org admin, and only them");
+    assert_eq!(flagged[0].recipient_user_id, Some(admin.0));
+    let again = app
+        .submit(
+            &format!("/applications/{id}"),
+            &format!("/applications/{id}/rating"),
+            &[("score", "5"), ("comment", "")],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let page = app
+        .get(&format!("/applications/{id}/decision"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("本申请已评价过") && page.contains("您的评价:2 分"),
+        "one rating per application"
+    );
+}
+db_test!(
+    decision_letter_and_rating,
+    a_decided_application_has_a_letter_and_a_low_rating_reaches_the_org_admin
+);

@@ -81,7 +81,11 @@ impl TestDb {
                             );
                         }
                         SKIP_NOTICE.call_once(|| {
-                            eprintln!(
+                            // Straight to stderr: the test harness hides eprintln! output
+                            // of passing tests, and a skip must never be silent.
+                            use std::io::Write;
+                            let _ = writeln!(
+                                std::io::stderr(),
                                 "SKIPPED: PostgreSQL tests — no server at {admin_url} ({e}). \
                                  Start one or set ZHIGANG_TEST_PG_URL; CI never skips."
                             );

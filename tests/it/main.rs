@@ -1,5 +1,6 @@
 //! The integration test binary: one binary, a module per area.
 
+mod browser;
 mod cli;
 mod engine_fixture;
 mod engine_props;
