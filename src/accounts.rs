@@ -2,8 +2,8 @@
 //! The web and the JSON API both call these; the rules live here once.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::enums::{CompanyRole, OrgKind, OutboxStatus};
-use entity::{account_token, auth_throttle, company, company_member, organization, outbox, user};
+use entity::enums::{CompanyRole, OrgKind};
+use entity::{account_token, auth_throttle, company, company_member, organization, user};
 use rand::RngCore;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -266,27 +266,9 @@ pub async fn queue_account_mail<C: ConnectionTrait>(
     to: &user::Model,
     data: serde_json::Value,
 ) -> Result<(), DbErr> {
-    let id = Uuid::now_v7();
-    let now = store::now();
-    outbox::ActiveModel {
-        id: Set(id),
-        kind: Set(kind.to_string()),
-        application_id: Set(None),
-        recipient_user_id: Set(Some(to.id)),
-        recipient_email: Set(to.email.clone()),
-        locale: Set(to.locale.clone()),
-        payload: Set(json!({ "name": to.name, "data": data })),
-        status: Set(OutboxStatus::Queued),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_until: Set(None),
-        last_error: Set(None),
-        message_id: Set(format!("{id}@zhigang")),
-        created_at: Set(now),
-        sent_at: Set(None),
-    }
-    .insert(db)
-    .await?;
+    store::outbox_row(kind, None, to, data, store::now())
+        .insert(db)
+        .await?;
     Ok(())
 }
 

@@ -12,8 +12,8 @@
 //! than sent late.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::enums::{ApplicationStatus, OrgRole, OutboxStatus, TaskStatus};
-use entity::{application, company_member, org_membership, outbox, task, timer, user};
+use entity::enums::{ApplicationStatus, OrgRole, TaskStatus};
+use entity::{application, company_member, org_membership, task, timer, user};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
@@ -199,31 +199,9 @@ async fn fire(
         None => json!({ "revision_due": due_date }),
     };
     for u in recipients {
-        let id = Uuid::now_v7();
-        outbox::ActiveModel {
-            id: Set(id),
-            kind: Set(kind.as_str().to_string()),
-            application_id: Set(Some(app.id)),
-            recipient_user_id: Set(Some(u.id)),
-            recipient_email: Set(u.email.clone()),
-            locale: Set(u.locale.clone()),
-            payload: Set(json!({
-                "reference": app.reference,
-                "app_type": app.app_type,
-                "application_id": app.id,
-                "data": data,
-            })),
-            status: Set(OutboxStatus::Queued),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_until: Set(None),
-            last_error: Set(None),
-            message_id: Set(format!("{id}@zhigang")),
-            created_at: Set(now),
-            sent_at: Set(None),
-        }
-        .insert(&txn)
-        .await?;
+        crate::store::outbox_row(kind.as_str(), Some(&app), &u, data.clone(), now)
+            .insert(&txn)
+            .await?;
     }
     txn.commit().await?;
     tracing::info!(kind = kind.as_str(), application_id = %app.id, reference = app.reference.as_deref().unwrap_or(""), "timer fired");

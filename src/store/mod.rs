@@ -738,6 +738,13 @@ async fn enqueue_notifications<C: ConnectionTrait>(
     transition: &Transition,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    // The reference may have been allocated in this very transaction.
+    let app = application::Model {
+        reference: reference
+            .map(str::to_string)
+            .or_else(|| app.reference.clone()),
+        ..app.clone()
+    };
     let mut cache: HashMap<String, Vec<user::Model>> = HashMap::new();
     for n in &transition.notifications {
         let key = serde_json::to_string(&n.audience).map_err(anyhow::Error::from)?;
@@ -746,34 +753,51 @@ async fn enqueue_notifications<C: ConnectionTrait>(
             cache.insert(key.clone(), users);
         }
         for u in cache.get(&key).into_iter().flatten() {
-            let id = Uuid::now_v7();
-            outbox::ActiveModel {
-                id: Set(id),
-                kind: Set(n.kind.clone()),
-                application_id: Set(Some(app.id)),
-                recipient_user_id: Set(Some(u.id)),
-                recipient_email: Set(u.email.clone()),
-                locale: Set(u.locale.clone()),
-                payload: Set(json!({
-                    "reference": reference,
-                    "app_type": app.app_type,
-                    "application_id": app.id,
-                    "data": n.data,
-                })),
-                status: Set(OutboxStatus::Queued),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                lease_until: Set(None),
-                last_error: Set(None),
-                message_id: Set(format!("{id}@zhigang")),
-                created_at: Set(now),
-                sent_at: Set(None),
-            }
-            .insert(db)
-            .await?;
+            outbox_row(&n.kind, Some(&app), u, n.data.clone(), now)
+                .insert(db)
+                .await?;
         }
     }
     Ok(())
+}
+
+/// A queued outbox row for `to`: the one shape every notification takes, whoever writes
+/// it (the engine's transitions, timers, account emails, ratings). `application` carries
+/// the application's reference and type into the payload when there is one.
+pub fn outbox_row(
+    kind: &str,
+    application: Option<&application::Model>,
+    to: &user::Model,
+    data: Value,
+    now: DateTime<Utc>,
+) -> outbox::ActiveModel {
+    let id = Uuid::now_v7();
+    let payload = match application {
+        Some(app) => json!({
+            "reference": app.reference,
+            "app_type": app.app_type,
+            "application_id": app.id,
+            "data": data,
+        }),
+        None => json!({ "name": to.name, "data": data }),
+    };
+    outbox::ActiveModel {
+        id: Set(id),
+        kind: Set(kind.to_string()),
+        application_id: Set(application.map(|a| a.id)),
+        recipient_user_id: Set(Some(to.id)),
+        recipient_email: Set(to.email.clone()),
+        locale: Set(to.locale.clone()),
+        payload: Set(payload),
+        status: Set(OutboxStatus::Queued),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        message_id: Set(format!("{id}@zhigang")),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
 }
 
 async fn recipients<C: ConnectionTrait>(
@@ -975,31 +999,11 @@ pub async fn rate(
                 .await?
         };
         for u in users {
-            let id = Uuid::now_v7();
-            outbox::ActiveModel {
-                id: Set(id),
-                kind: Set("low_rating".into()),
-                application_id: Set(Some(app.0)),
-                recipient_user_id: Set(Some(u.id)),
-                recipient_email: Set(u.email.clone()),
-                locale: Set(u.locale.clone()),
-                payload: Set(json!({
-                    "reference": row.reference,
-                    "app_type": row.app_type,
-                    "application_id": row.id,
-                    "data": { "task": t.id, "text": format!("{score}/5"), "comment": comment.trim() },
-                })),
-                status: Set(OutboxStatus::Queued),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                lease_until: Set(None),
-                last_error: Set(None),
-                message_id: Set(format!("{id}@zhigang")),
-                created_at: Set(now),
-                sent_at: Set(None),
-            }
-            .insert(&txn)
-            .await?;
+            let data =
+                json!({ "task": t.id, "text": format!("{score}/5"), "comment": comment.trim() });
+            outbox_row("low_rating", Some(&row), &u, data, now)
+                .insert(&txn)
+                .await?;
         }
     }
     txn.commit().await?;

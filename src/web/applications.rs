@@ -874,8 +874,19 @@ pub async fn check(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem:
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, def, orgs) = load_visible(&state, user, id).await?;
-    let current = current_attachments(&state, app.id).await?;
+    check_page(&ctx, &state, user, id, None).await
+}
+
+/// The check-your-answers page, with the engine's refusal when a submission failed.
+async fn check_page(
+    ctx: &Ctx,
+    state: &State,
+    user: UserId,
+    id: Uuid,
+    refusal: Option<&Refusal>,
+) -> poem::Result<Response> {
+    let (app, def, orgs) = load_visible(state, user, id).await?;
+    let current = current_attachments(state, app.id).await?;
     let sections: Vec<Value> = def
         .sections
         .iter()
@@ -893,9 +904,15 @@ pub async fn check(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem:
         "app": app_summary(&app, &def, ctx.lang),
         "sections": sections,
         "materials": material_rows(&def, &app, &current, ctx.lang),
-        "error": Value::Null,
+        "error": refusal.map(|r| refusal_message(ctx.lang, r)),
     });
-    ctx.page(&state, "pages/app_check", "app-check-title", data)
+    let resp = ctx.page(state, "pages/app_check", "app-check-title", data)?;
+    let status = if refusal.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(resp.with_status(status).into_response())
 }
 
 fn display_value(
@@ -953,33 +970,7 @@ pub async fn submit(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem
     };
     match store::execute(&state.db, ApplicationId(id), user, action).await {
         Ok(_) => Ok(redirect(&format!("/applications/{id}/submitted"))),
-        Err(StoreError::Refused(r)) => {
-            let (app, def, orgs) = load_visible(&state, user, id).await?;
-            let current = current_attachments(&state, app.id).await?;
-            let sections: Vec<Value> = def
-                .sections
-                .iter()
-                .map(|s| {
-                    let rows: Vec<Value> = def
-                        .fields
-                        .iter()
-                        .filter(|f| f.section == s.id)
-                        .map(|f| json!({ "label": f.label.get(ctx.lang), "value": display_value(f, &app.form_data[&f.name], ctx.lang, &orgs) }))
-                        .collect();
-                    json!({ "id": s.id, "name": s.name.get(ctx.lang), "rows": rows })
-                })
-                .collect();
-            let data = json!({
-                "app": app_summary(&app, &def, ctx.lang),
-                "sections": sections,
-                "materials": material_rows(&def, &app, &current, ctx.lang),
-                "error": refusal_message(ctx.lang, &r),
-            });
-            let resp = ctx.page(&state, "pages/app_check", "app-check-title", data)?;
-            Ok(resp
-                .with_status(StatusCode::UNPROCESSABLE_ENTITY)
-                .into_response())
-        }
+        Err(StoreError::Refused(r)) => check_page(&ctx, &state, user, id, Some(&r)).await,
         Err(StoreError::NotFound) => Err(not_found()),
         Err(StoreError::Conflict) => Ok(redirect(&format!("/applications/{id}"))),
         Err(e) => Err(internal(e)),
