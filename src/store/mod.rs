@@ -859,18 +859,14 @@ pub async fn can_view<C: ConnectionTrait>(
         .is_some())
 }
 
-/// Records an uploaded document as the application's `material`. A draft may attach any
+/// The application, if `user` may change its `material` now: a draft may attach any
 /// material of its type; a returned application only the materials the reviewers flagged.
-/// Earlier uploads stay (the latest per material is the current one), so reviewers can
-/// compare.
-pub async fn attach(
+async fn material_editable(
     db: &DatabaseConnection,
     app: ApplicationId,
     user: UserId,
     material: &str,
-    filename: &str,
-    stored: &crate::attachments::Stored,
-) -> StoreResult<Uuid> {
+) -> StoreResult<application::Model> {
     let row = application::Entity::find_by_id(app.0)
         .one(db)
         .await?
@@ -898,6 +894,20 @@ pub async fn attach(
     if !editable {
         return Err(StoreError::Refused(Refusal::Locked));
     }
+    Ok(row)
+}
+
+/// Records an uploaded document as the application's `material`. Earlier uploads stay (the
+/// latest per material is the current one), so reviewers can compare.
+pub async fn attach(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    material: &str,
+    filename: &str,
+    stored: &crate::attachments::Stored,
+) -> StoreResult<Uuid> {
+    let row = material_editable(db, app, user, material).await?;
     let id = Uuid::now_v7();
     attachment::ActiveModel {
         id: Set(id),
@@ -910,6 +920,85 @@ pub async fn attach(
         size: Set(i64::try_from(stored.size).map_err(anyhow::Error::from)?),
         sha256: Set(stored.sha256.clone()),
         storage_key: Set(stored.key.clone()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+/// Keeps a document on the company's profile (一企一档): any active member may add one,
+/// the latest per material is the current one.
+pub async fn attach_to_profile(
+    db: &DatabaseConnection,
+    company: CompanyId,
+    user: UserId,
+    material: &str,
+    filename: &str,
+    stored: &crate::attachments::Stored,
+) -> StoreResult<Uuid> {
+    if !is_active_member(db, company.0, user).await? {
+        return Err(StoreError::NotFound);
+    }
+    let id = Uuid::now_v7();
+    attachment::ActiveModel {
+        id: Set(id),
+        company_id: Set(company.0),
+        application_id: Set(None),
+        uploaded_by: Set(user.0),
+        material: Set(Some(material.to_string())),
+        filename: Set(crate::attachments::safe_filename(filename)),
+        content_type: Set(stored.content_type.to_string()),
+        size: Set(i64::try_from(stored.size).map_err(anyhow::Error::from)?),
+        sha256: Set(stored.sha256.clone()),
+        storage_key: Set(stored.key.clone()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+/// The company profile's current document per material.
+pub async fn profile_documents<C: ConnectionTrait>(
+    db: &C,
+    company: Uuid,
+) -> StoreResult<std::collections::BTreeMap<String, attachment::Model>> {
+    let rows = attachment::Entity::find()
+        .filter(attachment::Column::CompanyId.eq(company))
+        .filter(attachment::Column::ApplicationId.is_null())
+        .order_by_asc(attachment::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|a| a.material.clone().map(|m| (m, a)))
+        .collect())
+}
+
+/// Attaches the company profile's current document for `material` to the application
+/// without uploading it again (一企一档).
+pub async fn attach_from_profile(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    material: &str,
+) -> StoreResult<Uuid> {
+    let row = material_editable(db, app, user, material).await?;
+    let profile = profile_documents(db, row.company_id).await?;
+    let doc = profile.get(material).ok_or(StoreError::NotFound)?;
+    let id = Uuid::now_v7();
+    attachment::ActiveModel {
+        id: Set(id),
+        company_id: Set(row.company_id),
+        application_id: Set(Some(app.0)),
+        uploaded_by: Set(user.0),
+        material: Set(Some(material.to_string())),
+        filename: Set(doc.filename.clone()),
+        content_type: Set(doc.content_type.clone()),
+        size: Set(doc.size),
+        sha256: Set(doc.sha256.clone()),
+        storage_key: Set(doc.storage_key.clone()),
         created_at: Set(now()),
     }
     .insert(db)

@@ -301,7 +301,19 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
     let (app, def, orgs) = load_visible(&state, user, id).await?;
     let current = current_attachments(&state, app.id).await?;
     let sections = section_rows(&def, &app, ctx.lang);
-    let materials = material_rows(&def, &app, &current, ctx.lang);
+    let mut materials = material_rows(&def, &app, &current, ctx.lang);
+    // 一企一档: documents kept on the company profile can be attached without uploading.
+    let profile = store::profile_documents(&state.db, app.company_id)
+        .await
+        .map_err(internal)?;
+    for m in &mut materials {
+        let doc = m["id"].as_str().and_then(|id| profile.get(id));
+        if let Some(doc) = doc
+            && m["editable"].as_bool().unwrap_or(false)
+        {
+            m["profile"] = json!({ "filename": doc.filename });
+        }
+    }
     let all_complete = sections.iter().all(|s| s["status_code"] == "complete")
         && materials
             .iter()
@@ -1147,4 +1159,167 @@ pub async fn rate(
         Err(StoreError::Refused(_)) => Err(poem::Error::from_status(StatusCode::FORBIDDEN)),
         Err(e) => Err(internal(e)),
     }
+}
+
+/// Attaches the company profile's document for a material (一企一档).
+#[handler]
+pub async fn from_profile(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path((id, material)): Path<(Uuid, String)>,
+) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let _ = load_visible(&state, user, id).await?;
+    match store::attach_from_profile(&state.db, ApplicationId(id), user, &material).await {
+        Ok(_) => {
+            ctx.session.flash("flash-upload-done");
+            Ok(redirect(&format!("/applications/{id}")))
+        }
+        Err(StoreError::NotFound) => Err(not_found()),
+        Err(StoreError::Refused(_)) => Err(poem::Error::from_status(StatusCode::FORBIDDEN)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The materials any active application type asks for, by id, with their names.
+async fn profile_materials(state: &State, lang: &str) -> poem::Result<Vec<(String, String)>> {
+    let orgs = store::load_orgs(&state.db).await.map_err(internal)?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for key in ["yqyc", "ip_fast_track", "platform_access"] {
+        if let Ok((_, def)) = store::active_definition(&state.db, key, &orgs).await {
+            for m in &def.materials {
+                if !out.iter().any(|(id, _)| *id == m.id) {
+                    out.push((m.id.clone(), m.name.get(lang).to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The company profile's documents (一企一档): kept once, attached to any application.
+#[handler]
+pub async fn documents(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let Some(company) = company_of(&state, user).await? else {
+        return Err(not_found());
+    };
+    let docs = store::profile_documents(&state.db, company.0)
+        .await
+        .map_err(internal)?;
+    let rows: Vec<Value> = profile_materials(&state, ctx.lang)
+        .await?
+        .into_iter()
+        .map(|(id, name)| {
+            let doc = docs.get(&id);
+            json!({
+                "id": id,
+                "name": name,
+                "file": doc.map(|d| json!({ "id": d.id, "filename": d.filename, "size_kb": (d.size + 1023) / 1024 })),
+            })
+        })
+        .collect();
+    ctx.page(
+        &state,
+        "pages/documents",
+        "documents-title",
+        json!({ "materials": rows }),
+    )
+}
+
+/// Uploads a document to the company profile.
+#[handler]
+pub async fn document_upload(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path(material): Path<String>,
+    mut multipart: Multipart,
+) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let Some(company) = company_of(&state, user).await? else {
+        return Err(not_found());
+    };
+    if !profile_materials(&state, ctx.lang)
+        .await?
+        .iter()
+        .any(|(id, _)| *id == material)
+    {
+        return Err(not_found());
+    }
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or("document").to_string();
+            file = Some((name, field.bytes().await?));
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+    match state.attachments.put(bytes.into()).await {
+        Ok(stored) => {
+            store::attach_to_profile(&state.db, company, user, &material, &name, &stored)
+                .await
+                .map_err(internal)?;
+            ctx.session.flash("flash-upload-done");
+            Ok(redirect("/company/documents"))
+        }
+        Err(crate::attachments::UploadError::TooLarge) => {
+            ctx.session.flash("flash-upload-too-large");
+            Ok(redirect("/company/documents")
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                .into_response())
+        }
+        Err(
+            crate::attachments::UploadError::Empty
+            | crate::attachments::UploadError::TypeNotAccepted,
+        ) => {
+            ctx.session.flash("flash-upload-type");
+            Ok(redirect("/company/documents"))
+        }
+        Err(crate::attachments::UploadError::Storage(e)) => {
+            tracing::error!(error = %e, "attachment store failed");
+            ctx.session.flash("flash-upload-failed");
+            Ok(redirect("/company/documents"))
+        }
+    }
+}
+
+/// Downloads a profile document (members of the company only), always as a download.
+#[handler]
+pub async fn document_download(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path(doc): Path<Uuid>,
+) -> poem::Result<Response> {
+    let Some(user) = ctx.user_id() else {
+        return Ok(redirect("/login"));
+    };
+    let Some(company) = company_of(&state, user).await? else {
+        return Err(not_found());
+    };
+    let att = attachment::Entity::find_by_id(doc)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .filter(|a| a.company_id == company.0 && a.application_id.is_none())
+        .ok_or_else(not_found)?;
+    let bytes = state
+        .attachments
+        .get(&att.storage_key)
+        .await
+        .map_err(internal)?;
+    let encoded: String = form_urlencoded::byte_serialize(att.filename.as_bytes()).collect();
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, att.content_type)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"download\"; filename*=UTF-8''{encoded}"),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(bytes.to_vec()))
 }

@@ -430,6 +430,21 @@ pub fn app(
             get(applications::download),
         )
         .at("/applications/:id/check", get(applications::check))
+        .at(
+            "/applications/:id/materials/:material/from-profile",
+            post(applications::from_profile),
+        )
+        .at("/company/documents", get(applications::documents))
+        .at(
+            "/company/documents/:material",
+            post(applications::document_upload).with(poem::middleware::SizeLimit::new(
+                settings.attachment_max_mb * 1024 * 1024 + 64 * 1024,
+            )),
+        )
+        .at(
+            "/company/documents/file/:doc",
+            get(applications::document_download),
+        )
         .at("/applications/:id/decision", get(applications::decision))
         .at("/applications/:id/rating", post(applications::rate))
         .at("/applications/:id/submit", post(applications::submit))

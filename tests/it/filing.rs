@@ -699,3 +699,98 @@ db_test!(
     decision_letter_and_rating,
     a_decided_application_has_a_letter_and_a_low_rating_reaches_the_org_admin
 );
+
+async fn documents_on_the_company_profile_attach_to_any_application_without_uploading_again(
+    t: &TestDb,
+) {
+    let (app, _) = verified_company(t).await;
+    let html = app
+        .get("/company/documents")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(html.contains("营业执照") && html.contains("财务报表"));
+    let token = csrf_of(&html);
+    let part = multipart::Part::bytes(PDF.to_vec()).file_name("营业执照.pdf".to_string());
+    let resp = app
+        .client
+        .post(format!(
+            "{}/company/documents/business_licence?_csrf={token}",
+            app.base
+        ))
+        .multipart(multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    let id = new_draft(&app, "yqyc").await;
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("使用企业档案中的文件(营业执照.pdf)"),
+        "{page}"
+    );
+    let resp = app
+        .submit(
+            &format!("/applications/{id}"),
+            &format!("/applications/{id}/materials/business_licence/from-profile"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let attached = entity::attachment::Entity::find()
+        .filter(entity::attachment::Column::ApplicationId.eq(id))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("attached from the profile");
+    assert_eq!(attached.filename, "营业执照.pdf");
+    let own = app
+        .get(&format!("/applications/{id}/attachments/{}", attached.id))
+        .await;
+    assert_eq!(
+        own.bytes().await.expect("bytes").as_ref(),
+        PDF,
+        "the same bytes, not uploaded again"
+    );
+
+    // Another company neither sees nor uses this company's documents.
+    let (other, _) = verified_company(t).await;
+    let doc = entity::attachment::Entity::find()
+        .filter(entity::attachment::Column::ApplicationId.is_null())
+        .filter(entity::attachment::Column::Filename.eq("营业执照.pdf"))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("profile document");
+    assert_eq!(
+        other
+            .get(&format!("/company/documents/file/{}", doc.id))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let theirs = new_draft(&other, "yqyc").await;
+    let resp = other
+        .submit(
+            &format!("/applications/{theirs}"),
+            &format!("/applications/{theirs}/materials/business_licence/from-profile"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "their own profile has no such document"
+    );
+}
+db_test!(
+    company_documents,
+    documents_on_the_company_profile_attach_to_any_application_without_uploading_again
+);

@@ -316,3 +316,7 @@ flash-rated = Thank you for your rating.
 flash-rating-choose = Choose a score from 1 to 5.
 flash-rating-exists = This application has been rated already.
 mail-low_rating = Low rating
+documents-title = Company documents
+documents-heading = Company documents (one file per company)
+documents-lead = Upload the documents you use often, such as the business licence and financial statements, once; attach them to any application without uploading again.
+material-from-profile = Use the company document ({ $name })

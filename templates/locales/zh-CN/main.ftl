@@ -316,3 +316,7 @@ flash-rated = 感谢您的评价。
 flash-rating-choose = 请选择 1 至 5 分。
 flash-rating-exists = 本申请已评价过。
 mail-low_rating = 差评提醒
+documents-title = 企业档案
+documents-heading = 企业档案(一企一档)
+documents-lead = 营业执照、财务报表等常用材料上传一次,即可用于任何申请,无需重复上传。
+material-from-profile = 使用企业档案中的文件({ $name })
