@@ -794,3 +794,61 @@ db_test!(
     company_documents,
     documents_on_the_company_profile_attach_to_any_application_without_uploading_again
 );
+
+async fn internal_reviewer_notes_never_reach_the_applicant(t: &TestDb) {
+    let (app, _) = verified_company(t).await;
+    let (id, _) = file(
+        t,
+        &app,
+        "ip_fast_track",
+        &[
+            ("service", &[("service_kind", "key_guidance")]),
+            (
+                "ip",
+                &[
+                    ("ip_kind", "design"),
+                    ("ip_number", "D-7"),
+                    ("title", "外观"),
+                    ("urgency", "上市"),
+                ],
+            ),
+        ],
+        &["ip_certificate"],
+    )
+    .await;
+    let amr = reviewer(&t.db, "TJ-AMR").await;
+    for (text, internal) in [
+        ("内部:申请人材料存疑,需核实", true),
+        ("我们已受理,正在审核", false),
+    ] {
+        store::execute(
+            &t.db,
+            ApplicationId(id),
+            amr,
+            Action::Comment {
+                text: text.into(),
+                internal,
+            },
+        )
+        .await
+        .expect("comment");
+    }
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("我们已受理,正在审核"),
+        "a message to the applicant is shown"
+    );
+    assert!(
+        !page.contains("申请人材料存疑"),
+        "an internal note never is"
+    );
+}
+db_test!(
+    internal_notes_hidden,
+    internal_reviewer_notes_never_reach_the_applicant
+);
