@@ -107,6 +107,18 @@ pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), &'stat
     Ok(())
 }
 
+/// The problems of a new password typed twice (fields `password` and `password_confirm`):
+/// the strength rules first, then whether the two agree.
+pub fn new_password_errors(password: &str, confirm: &str, user_inputs: &[&str]) -> Vec<FieldError> {
+    if let Err(m) = check_password(password, user_inputs) {
+        vec![err("password", m)]
+    } else if password != confirm {
+        vec![err("password_confirm", "password-mismatch")]
+    } else {
+        Vec::new()
+    }
+}
+
 fn uscc_message(e: &UsccError) -> &'static str {
     match e {
         UsccError::WrongLength { .. } => "uscc-length",
@@ -174,11 +186,11 @@ impl RegistrationForm {
             self.email.as_str(),
             contact_name.as_str(),
         ];
-        if let Err(m) = check_password(&self.password, &inputs) {
-            errors.push(err("password", m));
-        } else if self.password != self.password_confirm {
-            errors.push(err("password_confirm", "password-mismatch"));
-        }
+        errors.extend(new_password_errors(
+            &self.password,
+            &self.password_confirm,
+            &inputs,
+        ));
         if let Some(u) = &uscc
             && company::Entity::find()
                 .filter(company::Column::Uscc.eq(u.as_str()))

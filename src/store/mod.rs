@@ -859,6 +859,66 @@ pub async fn can_view<C: ConnectionTrait>(
         .is_some())
 }
 
+/// The stored document an attachment row points at.
+struct Document {
+    filename: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    storage_key: String,
+}
+
+impl Document {
+    fn uploaded(filename: &str, stored: &crate::attachments::Stored) -> StoreResult<Self> {
+        Ok(Self {
+            filename: crate::attachments::safe_filename(filename),
+            content_type: stored.content_type.to_string(),
+            size: i64::try_from(stored.size).map_err(anyhow::Error::from)?,
+            sha256: stored.sha256.clone(),
+            storage_key: stored.key.clone(),
+        })
+    }
+
+    fn copy_of(a: &attachment::Model) -> Self {
+        Self {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+            storage_key: a.storage_key.clone(),
+        }
+    }
+}
+
+/// Records `doc` as `material` of a company's profile (`application` = `None`) or of an
+/// application.
+async fn insert_attachment(
+    db: &DatabaseConnection,
+    company: Uuid,
+    application: Option<Uuid>,
+    user: UserId,
+    material: &str,
+    doc: Document,
+) -> StoreResult<Uuid> {
+    let id = Uuid::now_v7();
+    attachment::ActiveModel {
+        id: Set(id),
+        company_id: Set(company),
+        application_id: Set(application),
+        uploaded_by: Set(user.0),
+        material: Set(Some(material.to_string())),
+        filename: Set(doc.filename),
+        content_type: Set(doc.content_type),
+        size: Set(doc.size),
+        sha256: Set(doc.sha256),
+        storage_key: Set(doc.storage_key),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
 /// The application, if `user` may change its `material` now: a draft may attach any
 /// material of its type; a returned application only the materials the reviewers flagged.
 async fn material_editable(
@@ -908,23 +968,15 @@ pub async fn attach(
     stored: &crate::attachments::Stored,
 ) -> StoreResult<Uuid> {
     let row = material_editable(db, app, user, material).await?;
-    let id = Uuid::now_v7();
-    attachment::ActiveModel {
-        id: Set(id),
-        company_id: Set(row.company_id),
-        application_id: Set(Some(app.0)),
-        uploaded_by: Set(user.0),
-        material: Set(Some(material.to_string())),
-        filename: Set(crate::attachments::safe_filename(filename)),
-        content_type: Set(stored.content_type.to_string()),
-        size: Set(i64::try_from(stored.size).map_err(anyhow::Error::from)?),
-        sha256: Set(stored.sha256.clone()),
-        storage_key: Set(stored.key.clone()),
-        created_at: Set(now()),
-    }
-    .insert(db)
-    .await?;
-    Ok(id)
+    insert_attachment(
+        db,
+        row.company_id,
+        Some(app.0),
+        user,
+        material,
+        Document::uploaded(filename, stored)?,
+    )
+    .await
 }
 
 /// Keeps a document on the company's profile (一企一档): any active member may add one,
@@ -940,23 +992,15 @@ pub async fn attach_to_profile(
     if !is_active_member(db, company.0, user).await? {
         return Err(StoreError::NotFound);
     }
-    let id = Uuid::now_v7();
-    attachment::ActiveModel {
-        id: Set(id),
-        company_id: Set(company.0),
-        application_id: Set(None),
-        uploaded_by: Set(user.0),
-        material: Set(Some(material.to_string())),
-        filename: Set(crate::attachments::safe_filename(filename)),
-        content_type: Set(stored.content_type.to_string()),
-        size: Set(i64::try_from(stored.size).map_err(anyhow::Error::from)?),
-        sha256: Set(stored.sha256.clone()),
-        storage_key: Set(stored.key.clone()),
-        created_at: Set(now()),
-    }
-    .insert(db)
-    .await?;
-    Ok(id)
+    insert_attachment(
+        db,
+        company.0,
+        None,
+        user,
+        material,
+        Document::uploaded(filename, stored)?,
+    )
+    .await
 }
 
 /// The company profile's current document per material.
@@ -987,23 +1031,15 @@ pub async fn attach_from_profile(
     let row = material_editable(db, app, user, material).await?;
     let profile = profile_documents(db, row.company_id).await?;
     let doc = profile.get(material).ok_or(StoreError::NotFound)?;
-    let id = Uuid::now_v7();
-    attachment::ActiveModel {
-        id: Set(id),
-        company_id: Set(row.company_id),
-        application_id: Set(Some(app.0)),
-        uploaded_by: Set(user.0),
-        material: Set(Some(material.to_string())),
-        filename: Set(doc.filename.clone()),
-        content_type: Set(doc.content_type.clone()),
-        size: Set(doc.size),
-        sha256: Set(doc.sha256.clone()),
-        storage_key: Set(doc.storage_key.clone()),
-        created_at: Set(now()),
-    }
-    .insert(db)
-    .await?;
-    Ok(id)
+    insert_attachment(
+        db,
+        row.company_id,
+        Some(app.0),
+        user,
+        material,
+        Document::copy_of(doc),
+    )
+    .await
 }
 
 /// Records the company's rating (好差评) of a decided application: 1 to 5 and a comment,

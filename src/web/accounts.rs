@@ -384,17 +384,11 @@ pub async fn reset(
     Form(form): Form<ResetForm>,
 ) -> poem::Result<Response> {
     let mut errors = Vec::new();
-    if let Err(m) = accounts::check_password(&form.password, &[]) {
-        errors.push(FieldError {
-            field: "password".into(),
-            message: m,
-        });
-    } else if form.password != form.password_confirm {
-        errors.push(FieldError {
-            field: "password_confirm".into(),
-            message: "password-mismatch",
-        });
-    }
+    errors.extend(accounts::new_password_errors(
+        &form.password,
+        &form.password_confirm,
+        &[],
+    ));
     if !errors.is_empty() {
         // The token is only consumed once the new password is acceptable.
         return render_reset(
@@ -495,17 +489,11 @@ pub async fn change(
         });
     }
     let inputs = [user.user.email.as_str(), user.user.name.as_str()];
-    if let Err(m) = accounts::check_password(&form.password, &inputs) {
-        errors.push(FieldError {
-            field: "password".into(),
-            message: m,
-        });
-    } else if form.password != form.password_confirm {
-        errors.push(FieldError {
-            field: "password_confirm".into(),
-            message: "password-mismatch",
-        });
-    }
+    errors.extend(accounts::new_password_errors(
+        &form.password,
+        &form.password_confirm,
+        &inputs,
+    ));
     if !errors.is_empty() {
         return render_change(&ctx, &state, &errors, StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -694,17 +682,11 @@ pub async fn accept_invitation(
     Form(form): Form<ResetForm>,
 ) -> poem::Result<Response> {
     let mut errors = Vec::new();
-    if let Err(m) = accounts::check_password(&form.password, &[]) {
-        errors.push(FieldError {
-            field: "password".into(),
-            message: m,
-        });
-    } else if form.password != form.password_confirm {
-        errors.push(FieldError {
-            field: "password_confirm".into(),
-            message: "password-mismatch",
-        });
-    }
+    errors.extend(accounts::new_password_errors(
+        &form.password,
+        &form.password_confirm,
+        &[],
+    ));
     if !errors.is_empty() {
         let resp = ctx.page(
             &state,

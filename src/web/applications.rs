@@ -796,35 +796,11 @@ pub async fn upload(
         return Ok(redirect("/login"));
     };
     let _ = load_visible(&state, user, id).await?;
-    let mut file = None;
-    while let Some(field) = multipart.next_field().await? {
-        if field.name() == Some("file") {
-            let name = field.file_name().unwrap_or("document").to_string();
-            let bytes = field.bytes().await?;
-            file = Some((name, bytes));
-        }
-    }
-    let (name, bytes) = file.ok_or_else(|| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
-    let stored = match state.attachments.put(bytes.into()).await {
+    let (name, bytes) = uploaded_file(&mut multipart).await?;
+    let back = format!("/applications/{id}");
+    let stored = match put_document(&ctx, &state, bytes).await {
         Ok(s) => s,
-        Err(crate::attachments::UploadError::TooLarge) => {
-            ctx.session.flash("flash-upload-too-large");
-            return Ok(redirect(&format!("/applications/{id}"))
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-                .into_response());
-        }
-        Err(
-            crate::attachments::UploadError::Empty
-            | crate::attachments::UploadError::TypeNotAccepted,
-        ) => {
-            ctx.session.flash("flash-upload-type");
-            return Ok(redirect(&format!("/applications/{id}")));
-        }
-        Err(crate::attachments::UploadError::Storage(e)) => {
-            tracing::error!(error = %e, "attachment store failed");
-            ctx.session.flash("flash-upload-failed");
-            return Ok(redirect(&format!("/applications/{id}")));
-        }
+        Err(status) => return Ok(redirect(&back).with_status(status).into_response()),
     };
     match store::attach(
         &state.db,
@@ -864,20 +840,7 @@ pub async fn download(
         .map_err(internal)?
         .filter(|a| a.application_id == Some(id))
         .ok_or_else(not_found)?;
-    let bytes = state
-        .attachments
-        .get(&att.storage_key)
-        .await
-        .map_err(internal)?;
-    let encoded: String = form_urlencoded::byte_serialize(att.filename.as_bytes()).collect();
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, att.content_type)
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"download\"; filename*=UTF-8''{encoded}"),
-        )
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(bytes.to_vec()))
+    send_document(&state, att).await
 }
 
 /// Check your answers.
@@ -1252,41 +1215,20 @@ pub async fn document_upload(
     {
         return Err(not_found());
     }
-    let mut file = None;
-    while let Some(field) = multipart.next_field().await? {
-        if field.name() == Some("file") {
-            let name = field.file_name().unwrap_or("document").to_string();
-            file = Some((name, field.bytes().await?));
+    let (name, bytes) = uploaded_file(&mut multipart).await?;
+    let stored = match put_document(&ctx, &state, bytes).await {
+        Ok(s) => s,
+        Err(status) => {
+            return Ok(redirect("/company/documents")
+                .with_status(status)
+                .into_response());
         }
-    }
-    let (name, bytes) = file.ok_or_else(|| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
-    match state.attachments.put(bytes.into()).await {
-        Ok(stored) => {
-            store::attach_to_profile(&state.db, company, user, &material, &name, &stored)
-                .await
-                .map_err(internal)?;
-            ctx.session.flash("flash-upload-done");
-            Ok(redirect("/company/documents"))
-        }
-        Err(crate::attachments::UploadError::TooLarge) => {
-            ctx.session.flash("flash-upload-too-large");
-            Ok(redirect("/company/documents")
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-                .into_response())
-        }
-        Err(
-            crate::attachments::UploadError::Empty
-            | crate::attachments::UploadError::TypeNotAccepted,
-        ) => {
-            ctx.session.flash("flash-upload-type");
-            Ok(redirect("/company/documents"))
-        }
-        Err(crate::attachments::UploadError::Storage(e)) => {
-            tracing::error!(error = %e, "attachment store failed");
-            ctx.session.flash("flash-upload-failed");
-            Ok(redirect("/company/documents"))
-        }
-    }
+    };
+    store::attach_to_profile(&state.db, company, user, &material, &name, &stored)
+        .await
+        .map_err(internal)?;
+    ctx.session.flash("flash-upload-done");
+    Ok(redirect("/company/documents"))
 }
 
 /// Downloads a profile document (members of the company only), always as a download.
@@ -1308,6 +1250,49 @@ pub async fn document_download(
         .map_err(internal)?
         .filter(|a| a.company_id == company.0 && a.application_id.is_none())
         .ok_or_else(not_found)?;
+    send_document(&state, att).await
+}
+
+/// The `file` field of an upload form: its name and bytes.
+async fn uploaded_file(multipart: &mut Multipart) -> poem::Result<(String, Vec<u8>)> {
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or("document").to_string();
+            file = Some((name, field.bytes().await?));
+        }
+    }
+    file.ok_or_else(|| poem::Error::from_status(StatusCode::BAD_REQUEST))
+}
+
+/// Stores an uploaded document; on refusal, flashes why and returns the status of the
+/// redirect back to the form (413 when too large).
+async fn put_document(
+    ctx: &Ctx,
+    state: &State,
+    bytes: Vec<u8>,
+) -> Result<crate::attachments::Stored, StatusCode> {
+    use crate::attachments::UploadError;
+    match state.attachments.put(bytes.into()).await {
+        Ok(stored) => Ok(stored),
+        Err(UploadError::TooLarge) => {
+            ctx.session.flash("flash-upload-too-large");
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        Err(UploadError::Empty | UploadError::TypeNotAccepted) => {
+            ctx.session.flash("flash-upload-type");
+            Err(StatusCode::SEE_OTHER)
+        }
+        Err(UploadError::Storage(e)) => {
+            tracing::error!(error = %e, "attachment store failed");
+            ctx.session.flash("flash-upload-failed");
+            Err(StatusCode::SEE_OTHER)
+        }
+    }
+}
+
+/// A stored document sent as a download (never rendered inline), with its name encoded.
+async fn send_document(state: &State, att: attachment::Model) -> poem::Result<Response> {
     let bytes = state
         .attachments
         .get(&att.storage_key)
