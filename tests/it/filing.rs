@@ -11,7 +11,7 @@ use zhigang::workflow::engine::{Action, ItemKind, ReturnItem};
 
 use crate::db_test;
 use crate::helpers::*;
-use crate::web::{TestApp, csrf_of, fresh_uscc, register, spawn_app};
+use crate::web::{TestApp, csrf_of, fresh_uscc, mail_link, register, spawn_app};
 
 /// A tiny but real PDF (magic bytes are what the store checks).
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
@@ -34,18 +34,8 @@ async fn verified_company(t: &TestDb) -> (TestApp, UserId) {
         .await
         .expect("query")
         .expect("user");
-    let mail = outbox::Entity::find()
-        .filter(outbox::Column::RecipientUserId.eq(u.id))
-        .filter(outbox::Column::Kind.eq("verification"))
-        .one(&t.db)
-        .await
-        .expect("query")
-        .expect("verification mail");
-    let link = mail.payload["data"]["link"]
-        .as_str()
-        .expect("link")
-        .to_string();
-    let path = link.strip_prefix("http://portal.test").expect("link");
+    let path = mail_link(t, u.id, "verification").await;
+    let path = path.as_str();
     assert_eq!(app.get(path).await.status(), StatusCode::OK);
     (app, UserId(u.id))
 }

@@ -108,6 +108,22 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The path (under the test base URL) of the link in the `kind` account email queued for
+/// `user`.
+pub async fn mail_link(t: &TestDb, user: uuid::Uuid, kind: &str) -> String {
+    let mail = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(user))
+        .filter(outbox::Column::Kind.eq(kind))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("a {kind} mail is queued"));
+    let link = mail.payload["data"]["link"].as_str().expect("link");
+    link.strip_prefix("http://portal.test")
+        .expect("link under base_url")
+        .to_string()
+}
+
 const GOOD_PASSWORD: &str = "violet-harbour-tractor-58";
 
 /// A valid, unused USCC.
@@ -252,20 +268,8 @@ async fn a_company_registers_confirms_its_email_and_signs_in_and_out(t: &TestDb)
         .expect("query")
         .expect("user");
     assert!(u.email_verified_at.is_none());
-    let mail = outbox::Entity::find()
-        .filter(outbox::Column::RecipientUserId.eq(u.id))
-        .filter(outbox::Column::Kind.eq("verification"))
-        .one(&t.db)
-        .await
-        .expect("query")
-        .expect("verification mail queued");
-    let link = mail.payload["data"]["link"]
-        .as_str()
-        .expect("link")
-        .to_string();
-    let path = link
-        .strip_prefix("http://portal.test")
-        .expect("link under base_url");
+    let path = mail_link(t, u.id, "verification").await;
+    let path = path.as_str();
     let verified = app.get(path).await;
     assert_eq!(verified.status(), StatusCode::OK);
     assert!(verified.text().await.expect("body").contains("邮箱已验证"));
@@ -572,21 +576,7 @@ async fn a_forgotten_password_is_reset_by_a_single_use_link_and_the_change_is_no
         .await
         .expect("query")
         .expect("user");
-    let mail = outbox::Entity::find()
-        .filter(outbox::Column::RecipientUserId.eq(u.id))
-        .filter(outbox::Column::Kind.eq("password_reset"))
-        .one(&t.db)
-        .await
-        .expect("query")
-        .expect("reset mail queued");
-    let link = mail.payload["data"]["link"]
-        .as_str()
-        .expect("link")
-        .to_string();
-    let path = link
-        .strip_prefix("http://portal.test")
-        .expect("link under base_url")
-        .to_string();
+    let path = mail_link(t, u.id, "password_reset").await;
     let form = app.get(&path).await.text().await.expect("body");
     let reset_token = path.split("token=").nth(1).expect("token").to_string();
     assert!(form.contains(&reset_token));
@@ -773,21 +763,7 @@ async fn the_company_admin_invites_a_colleague_who_sees_the_applications_until_d
         .await
         .expect("query")
         .expect("invited user");
-    let mail = outbox::Entity::find()
-        .filter(outbox::Column::RecipientUserId.eq(colleague.id))
-        .filter(outbox::Column::Kind.eq("invitation"))
-        .one(&t.db)
-        .await
-        .expect("query")
-        .expect("invitation mail");
-    let link = mail.payload["data"]["link"]
-        .as_str()
-        .expect("link")
-        .to_string();
-    let path = link
-        .strip_prefix("http://portal.test")
-        .expect("link")
-        .to_string();
+    let path = mail_link(t, colleague.id, "invitation").await;
     let token = path.split("token=").nth(1).expect("token").to_string();
 
     // Before accepting, nobody can sign in as the colleague.
