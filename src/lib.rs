@@ -5,6 +5,7 @@
 //! (HTTP), [`calendar`] (working days), [`audit`] (the hash-chained history).
 
 pub mod accounts;
+pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod calendar;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod mail;
 pub mod organizations;
 pub mod passwords;
+pub mod reports;
 pub mod seed;
 pub mod settings;
 pub mod startup;

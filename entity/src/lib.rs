@@ -1,6 +1,7 @@
 //! sea-orm entities of zhigang: one module per table.
 
 pub mod account_token;
+pub mod admin_event;
 pub mod application;
 pub mod attachment;
 pub mod auth_throttle;

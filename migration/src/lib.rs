@@ -10,6 +10,9 @@ mod m20261127_000001_initial;
 mod m20261127_000002_mail_timers;
 mod m20261127_000003_accounts;
 mod m20261127_000004_ratings;
+mod m20261127_000005_notification_prefs;
+mod m20261127_000006_admin_audit;
+mod m20261127_000007_report_indexes;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +25,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_mail_timers::Migration),
             Box::new(m20261127_000003_accounts::Migration),
             Box::new(m20261127_000004_ratings::Migration),
+            Box::new(m20261127_000005_notification_prefs::Migration),
+            Box::new(m20261127_000006_admin_audit::Migration),
+            Box::new(m20261127_000007_report_indexes::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! transaction guarded by the application's `version`.
 
 pub mod history;
+pub mod inbox;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;

@@ -79,12 +79,26 @@ pub fn t_args(lang: &str, key: &str, args: &[(&str, String)]) -> String {
 
 /// Every message key of a language's catalog (for the completeness test).
 pub fn keys(lang: &str) -> Vec<String> {
-    let source = match lang {
-        "en" => include_str!("../../templates/locales/en/main.ftl"),
-        _ => include_str!("../../templates/locales/zh-CN/main.ftl"),
+    // Each area of the portal keeps its messages in its own file; all are loaded.
+    let sources: [&str; 5] = match lang {
+        "en" => [
+            include_str!("../../templates/locales/en/main.ftl"),
+            include_str!("../../templates/locales/en/review.ftl"),
+            include_str!("../../templates/locales/en/admin.ftl"),
+            include_str!("../../templates/locales/en/reports.ftl"),
+            include_str!("../../templates/locales/en/notify.ftl"),
+        ],
+        _ => [
+            include_str!("../../templates/locales/zh-CN/main.ftl"),
+            include_str!("../../templates/locales/zh-CN/review.ftl"),
+            include_str!("../../templates/locales/zh-CN/admin.ftl"),
+            include_str!("../../templates/locales/zh-CN/reports.ftl"),
+            include_str!("../../templates/locales/zh-CN/notify.ftl"),
+        ],
     };
-    source
-        .lines()
+    sources
+        .iter()
+        .flat_map(|s| s.lines())
         .filter_map(|l| {
             let (key, _) = l.split_once(" =")?;
             let ok = !key.is_empty()

@@ -2,9 +2,14 @@
 //! security headers. Handlers read the request, call the domain, render a template.
 
 pub mod accounts;
+pub mod admin;
 pub mod applications;
 pub mod i18n;
+pub mod org_admin;
+pub mod prefs;
 pub mod render;
+pub mod reports;
+pub mod review;
 pub mod session;
 
 use std::sync::Arc;
@@ -53,6 +58,58 @@ pub struct CurrentUser {
     pub user: user::Model,
 }
 
+/// What a logged-in user may do beyond their own applications: the organizations where
+/// they review or administer, their company, system administration. Read once per request
+/// from the database, so a deactivated membership takes effect at once.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    /// Organizations where the user works tasks (as reviewer or org admin).
+    pub reviewer_of: std::collections::BTreeSet<uuid::Uuid>,
+    /// Organizations the user administers.
+    pub admin_of: std::collections::BTreeSet<uuid::Uuid>,
+    /// The companies where the user is an active member.
+    pub companies: std::collections::BTreeSet<uuid::Uuid>,
+    /// A system administrator.
+    pub system_admin: bool,
+}
+
+impl Roles {
+    async fn load(db: &DatabaseConnection, user: uuid::Uuid) -> Result<Self, sea_orm::DbErr> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let mut roles = Roles::default();
+        for m in entity::org_membership::Entity::find()
+            .filter(entity::org_membership::Column::UserId.eq(user))
+            .filter(entity::org_membership::Column::Active.eq(true))
+            .all(db)
+            .await?
+        {
+            roles.reviewer_of.insert(m.org_id);
+            if m.role == entity::enums::OrgRole::OrgAdmin {
+                roles.admin_of.insert(m.org_id);
+            }
+        }
+        roles.companies = entity::company_member::Entity::find()
+            .filter(entity::company_member::Column::UserId.eq(user))
+            .filter(entity::company_member::Column::Active.eq(true))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| m.company_id)
+            .collect();
+        roles.system_admin = entity::system_admin::Entity::find()
+            .filter(entity::system_admin::Column::UserId.eq(user))
+            .one(db)
+            .await?
+            .is_some();
+        Ok(roles)
+    }
+
+    /// Works tasks of at least one organization.
+    pub fn is_reviewer(&self) -> bool {
+        !self.reviewer_of.is_empty()
+    }
+}
+
 /// Per-request context: session, language, user.
 pub struct Ctx {
     /// The session.
@@ -61,6 +118,10 @@ pub struct Ctx {
     pub lang: &'static str,
     /// The logged-in user.
     pub user: Option<CurrentUser>,
+    /// The user's roles (empty when nobody is logged in).
+    pub roles: Roles,
+    /// Open tasks waiting in the user's inbox (for the navigation).
+    pub inbox_count: u64,
     /// The request path (for the language switch's return).
     pub path: String,
     /// The client address (for login throttling).
@@ -86,6 +147,20 @@ impl<'a> FromRequest<'a> for Ctx {
                 .map(|user| CurrentUser { user }),
             None => None,
         };
+        let roles = match &user {
+            Some(u) => Roles::load(&state.db, u.user.id)
+                .await
+                .map_err(crate::web::internal)?,
+            None => Roles::default(),
+        };
+        let inbox_count = match &user {
+            Some(u) if roles.is_reviewer() => {
+                crate::store::inbox::count_todo(&state.db, u.user.id, &roles.reviewer_of)
+                    .await
+                    .map_err(crate::web::internal)?
+            }
+            _ => 0,
+        };
         let accept = req
             .headers()
             .get(header::ACCEPT_LANGUAGE)
@@ -106,6 +181,8 @@ impl<'a> FromRequest<'a> for Ctx {
             session,
             lang,
             user,
+            roles,
+            inbox_count,
             path: req.uri().path().to_string(),
             address,
         })
@@ -135,6 +212,14 @@ impl Ctx {
             "path": self.path,
             "flash": self.session.take_flash(),
             "user": self.user.as_ref().map(|u| json!({ "name": u.user.name, "email": u.user.email })),
+            "nav": {
+                "applicant": !self.roles.companies.is_empty(),
+                "reviewer": self.roles.is_reviewer(),
+                "inbox_count": self.inbox_count,
+                "org_admin": !self.roles.admin_of.is_empty(),
+                "system_admin": self.roles.system_admin,
+                "reports": self.roles.is_reviewer() || self.roles.system_admin,
+            },
         });
         if let (Value::Object(d), Value::Object(b)) = (&mut data, base) {
             for (k, v) in b {
@@ -452,8 +537,13 @@ pub fn app(
         .at(
             "/applications/:id/withdraw",
             get(applications::withdraw_form).post(applications::withdraw),
-        )
-        .with(session);
+        );
+    // Each area mounts its own pages.
+    let pages = review::mount(pages, settings);
+    let pages = admin::mount(pages, settings);
+    let pages = org_admin::mount(pages, settings);
+    let pages = reports::mount(pages, settings);
+    let pages = prefs::mount(pages, settings).with(session);
     let routes = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))

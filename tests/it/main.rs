@@ -1,5 +1,6 @@
 //! The integration test binary: one binary, a module per area.
 
+mod admin;
 mod browser;
 mod cli;
 mod engine_fixture;
@@ -8,5 +9,8 @@ mod engine_table;
 mod filing;
 mod helpers;
 mod mail;
+mod notify;
+mod reports;
+mod review;
 mod store;
 mod web;

@@ -1,0 +1,1 @@
+//! Reports: aggregate queries behind the dashboards and CSV exports (see `web::reports`).

@@ -1,0 +1,10 @@
+//! Reports: dashboards per organization and for the city, CSV exports.
+
+use poem::Route;
+
+use crate::settings::Settings;
+
+/// Adds this area's pages to the portal's routes.
+pub fn mount(route: Route, _settings: &Settings) -> Route {
+    route
+}

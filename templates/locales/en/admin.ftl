@@ -1,0 +1,1 @@
+## Messages of the admin pages (en).

@@ -1,0 +1,1 @@
+## Messages of the review pages (en).

@@ -1,0 +1,1 @@
+## Messages of the reports pages (zh-CN).
