@@ -3,6 +3,7 @@
 pub mod account_token;
 pub mod admin_event;
 pub mod application;
+pub mod application_copy;
 pub mod attachment;
 pub mod auth_throttle;
 pub mod calendar_day;
@@ -16,6 +17,7 @@ pub mod outbox;
 pub mod rating;
 pub mod reference_counter;
 pub mod session;
+pub mod submitted_version;
 pub mod system_admin;
 pub mod task;
 pub mod timer;

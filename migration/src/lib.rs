@@ -13,6 +13,7 @@ mod m20261127_000004_ratings;
 mod m20261127_000005_notification_prefs;
 mod m20261127_000006_admin_audit;
 mod m20261127_000007_report_indexes;
+mod m20261127_000008_workbench;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_notification_prefs::Migration),
             Box::new(m20261127_000006_admin_audit::Migration),
             Box::new(m20261127_000007_report_indexes::Migration),
+            Box::new(m20261127_000008_workbench::Migration),
         ]
     }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use entity::enums::{ApplicationStatus, OrgRole, OutboxStatus};
 use entity::{
-    application, attachment, calendar_day, company, company_member, history_event, org_membership,
-    organization, outbox, system_admin, task, user, workflow_definition,
+    application, application_copy, attachment, calendar_day, company, company_member,
+    history_event, org_membership, organization, outbox, submitted_version, system_admin, task,
+    user, workflow_definition,
 };
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -593,6 +594,22 @@ async fn try_execute(
         am.id = sea_orm::ActiveValue::Unchanged(t.id.0);
         am.update(&txn).await?;
     }
+    if matches!(action, Action::Submit | Action::Resubmit { .. }) {
+        record_submitted_version(&txn, &l.app, s.round, now).await?;
+    }
+    for n in &transition.notifications {
+        if let ("cc", Audience::OrgReviewers(org)) = (n.kind.as_str(), &n.audience) {
+            application_copy::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                application_id: Set(app.0),
+                org_id: Set(org.0),
+                step_id: Set(n.data["step"].as_str().unwrap_or_default().to_string()),
+                created_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
 
     let last = history_event::Entity::find()
         .filter(history_event::Column::ApplicationId.eq(app.0))
@@ -658,6 +675,82 @@ async fn try_execute(
         reference,
         event_id,
     })
+}
+
+/// The current document of each material of an application: the latest upload.
+pub async fn current_attachments<C: ConnectionTrait>(
+    db: &C,
+    app: Uuid,
+) -> StoreResult<std::collections::BTreeMap<String, attachment::Model>> {
+    let rows = attachment::Entity::find()
+        .filter(attachment::Column::ApplicationId.eq(app))
+        .order_by_asc(attachment::Column::CreatedAt)
+        .order_by_asc(attachment::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|a| a.material.clone().map(|m| (m, a)))
+        .collect())
+}
+
+/// Keeps the form and the current materials as they are submitted in `round`, so a later
+/// resubmission can be compared with the version that was returned.
+async fn record_submitted_version<C: ConnectionTrait>(
+    db: &C,
+    app: &application::Model,
+    round: i32,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let docs: serde_json::Map<String, Value> = current_attachments(db, app.id)
+        .await?
+        .into_iter()
+        .map(|(m, a)| {
+            (
+                m,
+                json!({ "id": a.id, "filename": a.filename, "sha256": a.sha256 }),
+            )
+        })
+        .collect();
+    submitted_version::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        application_id: Set(app.id),
+        round: Set(round),
+        form_data: Set(app.form_data.clone()),
+        attachments: Set(Value::Object(docs)),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Decides several actions on one read of the stored state, without writing anything:
+/// what the task page uses to offer each action or say why it is not possible.
+pub async fn preview_many(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    actions: &[Action],
+) -> StoreResult<Vec<Result<Transition, Refusal>>> {
+    let l = load(db, app).await?;
+    let actor = actor_for(db, user, l.app.company_id).await?;
+    let ctx = context(&l, now());
+    let mut out = Vec::with_capacity(actions.len());
+    for action in actions {
+        let mut action = action.clone();
+        if let Action::Transfer { to, .. } | Action::Delegate { to, .. } = &mut action {
+            to.orgs = review_orgs_of(db, to.user).await?;
+        }
+        out.push(engine::decide(
+            &ctx,
+            &l.state,
+            &actor,
+            &action,
+            &mut Uuid::now_v7,
+        ));
+    }
+    Ok(out)
 }
 
 /// The part of the state the history records after each event (replayed by the audit).
@@ -837,7 +930,7 @@ async fn recipients<C: ConnectionTrait>(
 }
 
 /// Whether `user` may see the application: a member of its company, a reviewer of an
-/// organization that has (or had) a task on it, or a system administrator. Everyone else
+/// organization that has (or had) a task on it or was copied on it, or a system administrator. Everyone else
 /// is told it does not exist.
 pub async fn can_view<C: ConnectionTrait>(
     db: &C,
@@ -852,9 +945,19 @@ pub async fn can_view<C: ConnectionTrait>(
         return Ok(false);
     }
     let orgs: Vec<Uuid> = actor.reviewer_of.iter().map(|o| o.0).collect();
-    Ok(task::Entity::find()
+    if task::Entity::find()
         .filter(task::Column::ApplicationId.eq(app.id))
-        .filter(task::Column::OrgId.is_in(orgs))
+        .filter(task::Column::OrgId.is_in(orgs.clone()))
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Ok(true);
+    }
+    // Organizations copied (抄送) on a step may read the application too.
+    Ok(application_copy::Entity::find()
+        .filter(application_copy::Column::ApplicationId.eq(app.id))
+        .filter(application_copy::Column::OrgId.is_in(orgs))
         .one(db)
         .await?
         .is_some())
