@@ -807,8 +807,7 @@ async fn csv_exports_are_excel_friendly_and_neutralise_formulas(t: &TestDb) {
         .await
         .expect("csv");
     assert!(
-        steps.contains("一企一策,区级预审,5,48.0,264.0,2,4,2,40.0%")
-            || steps.contains(",5,48.0,264.0,2,4,2,40.0%"),
+        steps.contains("\r\n一企一策,区级预审,5,48.0,264.0,2,4,2,40.0%\r\n"),
         "{steps}"
     );
     assert!(!steps.contains("知识产权"), "type filter applies: {steps}");
@@ -835,4 +834,73 @@ async fn csv_exports_are_excel_friendly_and_neutralise_formulas(t: &TestDb) {
 db_test!(
     csv_exports_are_excel_friendly_and_neutralise_formulas,
     csv_exports_are_excel_friendly_and_neutralise_formulas
+);
+
+/// The working days counted in SQL agree with the calendar's own count for many spans
+/// across weekends, holidays and make-up working days, and across Beijing midnight.
+async fn working_days_in_sql_match_the_calendar(t: &TestDb) {
+    let (company, applicant) = company(&t.db).await;
+    let district = org(&t.db, "D-120116").await.0;
+    let app = app_row(
+        t,
+        "yqyc",
+        Some("YQYC-T-0100"),
+        company.0,
+        applicant.0,
+        ApplicationStatus::InReview,
+        Some("2025-01-01T00:00:00Z"),
+        None,
+        None,
+    )
+    .await;
+    let cal = store::load_calendar(&t.db).await.expect("calendar");
+    let base = at("2025-01-01T00:00:00Z");
+    let mut expected = std::collections::BTreeMap::new();
+    // A fixed pseudo-random sequence: the same spans on every run.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in 0..80 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let start_minutes = i64::try_from((x >> 33) % (700 * 24 * 60)).expect("fits");
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let length_minutes = i64::try_from((x >> 33) % (30 * 24 * 60)).expect("fits");
+        let opened = base + chrono::Duration::minutes(start_minutes);
+        let closed = opened + chrono::Duration::minutes(length_minutes);
+        let step = format!("s{i:03}");
+        task_row(
+            t,
+            app,
+            &step,
+            district,
+            TaskStatus::Approved,
+            &opened.to_rfc3339(),
+            Some(&closed.to_rfc3339()),
+            "2030-01-01",
+        )
+        .await;
+        let days = cal.working_days_between(
+            zhigang::calendar::local_date(opened),
+            zhigang::calendar::local_date(closed),
+        );
+        expected.insert(step, (i64::from(days), length_minutes));
+    }
+    let steps = reports::step_times(&t.db, &Filters::default())
+        .await
+        .expect("steps");
+    assert_eq!(steps.len(), expected.len());
+    for s in steps {
+        let (days, minutes) = expected[&s.step_id];
+        assert_eq!(s.median_days, days, "{}", s.step_id);
+        assert_eq!(s.p90_days, days, "{}", s.step_id);
+        #[allow(clippy::cast_precision_loss)]
+        let hours = minutes as f64 / 60.0;
+        assert!((s.median_hours - hours).abs() < 1e-3, "{s:?} vs {hours}");
+    }
+}
+db_test!(
+    working_days_in_sql_match_the_calendar,
+    working_days_in_sql_match_the_calendar
 );
