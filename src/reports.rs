@@ -616,8 +616,12 @@ pub struct CatalogueRow {
 }
 
 /// The AI enterprise monitoring catalogue (行动计划 四、(五)): every company, its field,
-/// district, applications and outcomes, ordered by name.
-pub async fn catalogue<C: ConnectionTrait>(db: &C) -> Result<Vec<CatalogueRow>, DbErr> {
+/// district, applications and outcomes, ordered by name; at most `limit` companies
+/// (`None`: all, for the CSV).
+pub async fn catalogue<C: ConnectionTrait>(
+    db: &C,
+    limit: Option<u64>,
+) -> Result<Vec<CatalogueRow>, DbErr> {
     let mut q = Sql::new(db.get_database_backend());
     let field = q.d.json_text("y.form_data", AI_FIELD);
     q.push(&format!(
@@ -631,6 +635,9 @@ pub async fn catalogue<C: ConnectionTrait>(db: &C) -> Result<Vec<CatalogueRow>, 
          FROM companies c LEFT JOIN applications a ON a.company_id = c.id AND a.status <> 'draft' \
          GROUP BY c.id, c.name, c.uscc, c.district_org_id ORDER BY c.name, c.uscc"
     ));
+    if let Some(n) = limit {
+        q.push(" LIMIT ").bind(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     all(db, q)
         .await?
         .iter()
@@ -652,6 +659,14 @@ pub async fn catalogue<C: ConnectionTrait>(db: &C) -> Result<Vec<CatalogueRow>, 
             })
         })
         .collect()
+}
+
+/// How many companies the catalogue lists.
+pub async fn company_count<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
+    let mut q = Sql::new(db.get_database_backend());
+    q.push("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM companies");
+    let rows = all(db, q).await?;
+    rows.first().map_or(Ok(0), |r| get(r, "n"))
 }
 
 #[cfg(test)]

@@ -642,7 +642,7 @@ pub async fn steps_csv(
             "reports-col-median-days",
             "reports-col-p90-days",
             "reports-col-on-time",
-            "reports-col-share",
+            "reports-col-on-time-share",
         ],
     );
     let rows = steps
@@ -682,7 +682,7 @@ pub async fn cases_csv(
             "col-type",
             "reports-col-decided",
             "reports-col-on-time",
-            "reports-col-share",
+            "reports-col-on-time-share",
         ],
     );
     let rows = cases
@@ -858,6 +858,7 @@ pub async fn low_ratings_csv(
 async fn catalogue_rows(
     ctx: &Ctx,
     state: &State,
+    limit: Option<u64>,
 ) -> poem::Result<Result<Vec<Vec<String>>, Response>> {
     if ctx.user.is_none() {
         return Ok(Err(redirect("/login")));
@@ -876,7 +877,7 @@ async fn catalogue_rows(
                 |f| f.option_label(code, lang).to_string(),
             )
     };
-    let rows = reports::catalogue(&state.db)
+    let rows = reports::catalogue(&state.db, limit)
         .await
         .map_err(internal)?
         .into_iter()
@@ -897,6 +898,9 @@ async fn catalogue_rows(
     Ok(Ok(rows))
 }
 
+/// Companies listed on the catalogue page (the CSV has all).
+const CATALOGUE_PAGE_ROWS: u64 = 500;
+
 const CATALOGUE_COLUMNS: [&str; 9] = [
     "reports-col-company",
     "reports-col-uscc",
@@ -912,10 +916,11 @@ const CATALOGUE_COLUMNS: [&str; 9] = [
 /// The AI enterprise monitoring catalogue (行动计划 四、(五)).
 #[handler]
 pub async fn catalogue_page(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
-    let rows = match catalogue_rows(&ctx, &state).await? {
+    let rows = match catalogue_rows(&ctx, &state, Some(CATALOGUE_PAGE_ROWS)).await? {
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };
+    let total = reports::company_count(&state.db).await.map_err(internal)?;
     ctx.page(
         &state,
         "pages/reports_catalogue",
@@ -923,6 +928,8 @@ pub async fn catalogue_page(ctx: Ctx, state: Data<&State>) -> poem::Result<Respo
         json!({
             "headers": cols(ctx.lang, &CATALOGUE_COLUMNS),
             "rows": rows,
+            "total": total,
+            "more": total > i64::try_from(CATALOGUE_PAGE_ROWS).unwrap_or(i64::MAX),
         }),
     )
 }
@@ -930,7 +937,7 @@ pub async fn catalogue_page(ctx: Ctx, state: Data<&State>) -> poem::Result<Respo
 /// The AI enterprise monitoring catalogue, as CSV.
 #[handler]
 pub async fn catalogue_csv(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
-    let rows = match catalogue_rows(&ctx, &state).await? {
+    let rows = match catalogue_rows(&ctx, &state, None).await? {
         Ok(r) => r,
         Err(resp) => return Ok(resp),
     };

@@ -592,7 +592,7 @@ async fn the_figures_of_a_known_set_of_applications_are_exact(t: &TestDb) {
     assert_eq!(steps[0].step_id, "acceptance");
 
     // The catalogue: the company with its AI field and outcomes.
-    let cat = reports::catalogue(db).await.expect("catalogue");
+    let cat = reports::catalogue(db, None).await.expect("catalogue");
     let c = cat
         .iter()
         .find(|c| c.name == "天津智能测试科技有限公司")
