@@ -10,6 +10,8 @@
 //! their last error for an administrator to see and retry.
 
 pub mod compose;
+pub mod digest;
+pub mod prefs;
 pub mod queue;
 pub mod render;
 pub mod timers;
