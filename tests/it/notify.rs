@@ -100,6 +100,14 @@ async fn a_switched_off_event_is_not_mailed_and_the_delivery_log_says_why(t: &Te
         row.last_error.as_deref(),
         Some(zhigang::mail::queue::SWITCHED_OFF)
     );
+    // The application's delivery log shows it to the reviewers, with the reason.
+    let web = spawn_app(t).await;
+    let (colleague, _) = login_as(&web, t, "district-reviewer").await;
+    make_reviewer(t, colleague, "D-120116").await;
+    let page = web.get(&format!("/applications/{}", app.0)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("body");
+    assert!(html.contains(zhigang::mail::queue::SWITCHED_OFF), "{html}");
 
     // Switched back on: the next event is mailed again.
     choose(
@@ -316,6 +324,21 @@ async fn login_as(app: &crate::web::TestApp, t: &TestDb, name: &str) -> (UserId,
     (UserId(id), email)
 }
 
+async fn make_reviewer(t: &TestDb, u: UserId, code: &str) {
+    let org = org(&t.db, code).await;
+    entity::org_membership::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(org.0),
+        user_id: Set(u.0),
+        role: Set(entity::enums::OrgRole::Reviewer),
+        active: Set(true),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&t.db)
+    .await
+    .expect("membership");
+}
+
 async fn the_preferences_page_saves_choices_and_refuses_to_switch_off_security_mail(t: &TestDb) {
     let app = spawn_app(t).await;
     let (me, _) = login_as(&app, t, "reviewer").await;
@@ -335,18 +358,7 @@ async fn the_preferences_page_saves_choices_and_refuses_to_switch_off_security_m
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A reviewer now.
-    let org = org(&t.db, "D-120116").await;
-    entity::org_membership::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        org_id: Set(org.0),
-        user_id: Set(me.0),
-        role: Set(entity::enums::OrgRole::Reviewer),
-        active: Set(true),
-        created_at: Set(Utc::now()),
-    }
-    .insert(&t.db)
-    .await
-    .expect("membership");
+    make_reviewer(t, me, "D-120116").await;
     let html = app
         .get("/account/notifications")
         .await
