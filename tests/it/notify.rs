@@ -433,3 +433,54 @@ db_test!(
     preferences_page,
     the_preferences_page_saves_choices_and_refuses_to_switch_off_security_mail
 );
+
+async fn tasks_parked_for_the_digest_are_mailed_one_by_one_after_switching_back(t: &TestDb) {
+    let smtp = SmtpServer::start_new().await;
+    let w = worker(t, &smtp);
+    let (company, applicant) = company(&t.db).await;
+    let reviewer = reviewer(&t.db, "D-120116").await;
+    let mail = email_of(t, reviewer).await;
+    choose(t, reviewer, "task_arrived", NotificationMode::Digest, true).await;
+    submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    drain_due(&w, t).await;
+    assert_eq!(
+        smtp.received().iter().filter(|r| r.to[0] == mail).count(),
+        0
+    );
+    // Changed their mind before the digest: the digest releases both, the worker sends
+    // each on its own, and there is no digest.
+    choose(
+        t,
+        reviewer,
+        "task_arrived",
+        NotificationMode::Immediate,
+        true,
+    )
+    .await;
+    let today = zhigang::calendar::local_date(store::now());
+    assert_eq!(
+        w.run_digest_at(local_hour(today, 10)).await.expect("scan"),
+        0
+    );
+    drain_due(&w, t).await;
+    let got: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|r| r.to[0] == mail)
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter()
+            .all(|r| r.subject().starts_with("【智港】新的审核任务"))
+    );
+    assert_eq!(
+        count_status(t, OutboxStatus::Queued).await,
+        0,
+        "nothing left parked"
+    );
+}
+db_test!(
+    digest_released,
+    tasks_parked_for_the_digest_are_mailed_one_by_one_after_switching_back
+);
