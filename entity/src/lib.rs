@@ -11,6 +11,7 @@ pub mod company;
 pub mod company_member;
 pub mod enums;
 pub mod history_event;
+pub mod notification_preference;
 pub mod org_membership;
 pub mod organization;
 pub mod outbox;

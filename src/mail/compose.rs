@@ -5,7 +5,8 @@
 //! `{{#if …}}` means the same thing for every kind:
 //! `recipient, reference, app_type, company, link, org, step, due, case_due,
 //! revision_due, items[{n, label, note}], comment, reason, text, for_applicant,
-//! overdue_days, expires, inviter, inviter_org`.
+//! overdue_days, expires, inviter, inviter_org, tasks[{n, reference, app_type, company, org,
+//! step, due, link}], task_count` (the last two for the daily digest).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,7 +151,17 @@ pub async fn context(
             .map(|t| format_instant(lang, t)),
         "inviter": str_of(data.get("inviter")),
         "inviter_org": str_of(data.get("inviter_org")),
+        "tasks": null,
+        "task_count": null,
     });
+    if row.kind == super::prefs::DIGEST_KIND {
+        let tasks = digest_tasks(db, row, orgs, defs, base).await?;
+        if let Value::Object(m) = &mut ctx {
+            m.insert("task_count".into(), json!(tasks.len()));
+            m.insert("tasks".into(), json!(tasks));
+        }
+        return Ok(ctx);
+    }
     let Some(app_id) = row.application_id else {
         return Ok(ctx);
     };
@@ -260,6 +271,73 @@ pub async fn context(
         m.insert("for_applicant".into(), json!(for_applicant));
     }
     Ok(ctx)
+}
+
+/// The new tasks a digest row lists, in the order they arrived, each with a link to its
+/// task page. A task whose application has gone is left out.
+async fn digest_tasks(
+    db: &DatabaseConnection,
+    row: &outbox::Model,
+    orgs: &OrgDirectory,
+    defs: &DefinitionCache,
+    base: &str,
+) -> Result<Vec<Value>, ComposeError> {
+    let lang = Lang::of(&row.locale);
+    let ids = super::digest::carried(row);
+    if ids.is_empty() {
+        return Err(ComposeError::Invalid("a digest without tasks".into()));
+    }
+    let carried = outbox::Entity::find()
+        .filter(outbox::Column::Id.is_in(ids))
+        .order_by_asc(outbox::Column::CreatedAt)
+        .order_by_asc(outbox::Column::Id)
+        .all(db)
+        .await?;
+    let mut out = Vec::with_capacity(carried.len());
+    for c in carried {
+        let data = c.payload.get("data").cloned().unwrap_or(Value::Null);
+        let Some(app_id) = c.application_id else {
+            continue;
+        };
+        let Some(app) = application::Entity::find_by_id(app_id).one(db).await? else {
+            continue;
+        };
+        let def = defs.get(db, app.definition_id, orgs).await?;
+        let company = company::Entity::find_by_id(app.company_id).one(db).await?;
+        let the_task = match uuid_of(data.get("task")) {
+            Some(id) => task::Entity::find_by_id(id).one(db).await?,
+            None => None,
+        };
+        let step = str_of(data.get("step"))
+            .or_else(|| the_task.as_ref().map(|t| t.step_id.clone()))
+            .map(|id| {
+                def.step(&id)
+                    .map_or_else(|| id.clone(), |s| s.name.get(lang.tag()).to_string())
+            });
+        let org = the_task
+            .as_ref()
+            .and_then(|t| orgs.by_id(t.org_id))
+            .map(|o| match lang {
+                Lang::Zh => o.name_zh.clone(),
+                Lang::En => o.name_en.clone(),
+            });
+        let due = date_of(data.get("due")).or(the_task.as_ref().map(|t| t.due_date));
+        let link = match &the_task {
+            Some(t) => format!("{base}/tasks/{}", t.id),
+            None => application_link(base, app.id),
+        };
+        out.push(json!({
+            "n": out.len() + 1,
+            "reference": str_of(c.payload.get("reference")).or(app.reference.clone()),
+            "app_type": def.name.get(lang.tag()),
+            "company": company.map(|c| c.name),
+            "org": org,
+            "step": step,
+            "due": due.map(|d| format_date(lang, d)),
+            "link": link,
+        }));
+    }
+    Ok(out)
 }
 
 /// Today in the portal's time zone (for the timers).

@@ -8,8 +8,15 @@
 //! after a crash is recognisably the same message. Temporary failures retry with
 //! exponential backoff and jitter; permanent ones, and rows out of attempts, go dead with
 //! their last error for an administrator to see and retry.
+//!
+//! Each recipient's preferences ([`prefs`]) apply at delivery: a kind switched off is
+//! closed unsent with the reason in the row (the delivery log shows it), a reviewer's new
+//! tasks may wait for the once-a-day [`digest`]; account and security emails are always
+//! sent.
 
 pub mod compose;
+pub mod digest;
+pub mod prefs;
 pub mod queue;
 pub mod render;
 pub mod timers;

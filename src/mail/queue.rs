@@ -140,3 +140,92 @@ pub async fn retry_dead<C: ConnectionTrait>(
         .await?;
     Ok(res.rows_affected == 1)
 }
+
+/// `next_attempt_at` of a row waiting for the daily digest: never due by itself. The
+/// digest timer picks such rows up (see [`super::digest`]).
+pub fn digest_hold() -> DateTime<Utc> {
+    // 9999-12-31T00:00:00Z: representable on both databases, and sorts after any real
+    // instant in SQLite's text form too.
+    DateTime::<Utc>::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Why a row was not sent: the recipient switched this kind of email off. Written as the
+/// row's last error, so the delivery log says it.
+pub const SWITCHED_OFF: &str =
+    "not sent: the recipient switched this kind of notification off in their preferences";
+
+/// Records that a claimed row is not sent because the recipient switched its kind off:
+/// the row is closed (dead, so no worker takes it again) with [`SWITCHED_OFF`] as the
+/// reason. Returns false when the lease was lost meanwhile.
+pub async fn mark_switched_off<C: ConnectionTrait>(
+    db: &C,
+    row: &outbox::Model,
+    lease: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    mark_failed(db, row, lease, SWITCHED_OFF, None).await
+}
+
+/// Parks a claimed row until the next daily digest: queued, never due by itself, no lease
+/// and a fresh attempt count. Returns false when the lease was lost meanwhile.
+pub async fn hold_for_digest<C: ConnectionTrait>(
+    db: &C,
+    row: &outbox::Model,
+    lease: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(digest_hold()))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(outbox::Column::Attempts, Expr::value(0))
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Queued))
+        .filter(outbox::Column::LeaseUntil.eq(lease))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records the outcome of a digest for the rows it carried: sent with it, or dead with
+/// its error. Rows already sent are left alone.
+pub async fn settle_digested<C: ConnectionTrait>(
+    db: &C,
+    ids: &[uuid::Uuid],
+    outcome: Result<DateTime<Utc>, &str>,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let update = outbox::Entity::update_many().col_expr(
+        outbox::Column::LeaseUntil,
+        Expr::value(Option::<DateTime<Utc>>::None),
+    );
+    let update = match outcome {
+        Ok(at) => update
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
+            .col_expr(outbox::Column::SentAt, Expr::value(Some(at)))
+            .col_expr(
+                outbox::Column::LastError,
+                Expr::value(Option::<String>::None),
+            ),
+        Err(e) => update
+            .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Dead))
+            .col_expr(
+                outbox::Column::LastError,
+                Expr::value(Some(format!(
+                    "the daily digest that carried it failed: {e}"
+                ))),
+            ),
+    };
+    Ok(update
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::Status.ne(OutboxStatus::Sent))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -47,6 +47,8 @@ const KIND_SOURCES: &[(&str, &str, &str)] = kinds!(
     "sibling_returned",
     "sibling_rejected",
     "low_rating",
+    // The reviewers' daily digest of new tasks.
+    "digest",
     // Account and security.
     "verification",
     "password_reset",

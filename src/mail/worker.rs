@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use entity::notification_preference::NotificationMode;
 use entity::outbox;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::compose::{self, ComposeError, DefinitionCache};
+use super::prefs;
 use super::queue;
 use super::render::{Lang, Renderer};
 use super::transport::{SendError, Transport};
@@ -62,6 +64,7 @@ struct Inner {
     send_deadline: Duration,
     defs: DefinitionCache,
     escalate_after: u32,
+    digest_hour: u32,
 }
 
 impl Worker {
@@ -111,6 +114,7 @@ impl Worker {
                 send_deadline: lease.mul_f64(0.75),
                 defs: DefinitionCache::default(),
                 escalate_after: settings.escalate_after_working_days,
+                digest_hour: settings.digest_hour,
             }),
         })
     }
@@ -161,10 +165,20 @@ impl Worker {
         }
     }
 
-    /// One scan of the timers (reminders, escalations, 补正 warnings): fires each due timer
-    /// that has not fired, writing its outbox rows. Returns how many fired.
+    /// One scan of the timers (reminders, escalations, 补正 warnings, the daily digest):
+    /// fires each due timer that has not fired, writing its outbox rows. Returns how many
+    /// fired (for the digest: how many digest emails it queued).
     pub async fn run_timers_once(&self) -> anyhow::Result<usize> {
-        super::timers::run_once(&self.inner.db, store::now(), self.inner.escalate_after).await
+        let now = store::now();
+        let fired = super::timers::run_once(&self.inner.db, now, self.inner.escalate_after).await?;
+        Ok(fired + self.run_digest_at(now).await?)
+    }
+
+    /// Fires the daily digest of the local day at `now`, unless its hour (`digest_hour`)
+    /// has not come or it fired already (here or in another worker). Returns how many
+    /// digest emails it queued (none for reviewers with nothing new).
+    pub async fn run_digest_at(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        Ok(super::digest::run_once(&self.inner.db, now, self.inner.digest_hour).await?)
     }
 
     /// Runs batches until `shutdown` resolves, polling every second when idle, and scans
@@ -244,28 +258,70 @@ impl Inner {
         lease: DateTime<Utc>,
         orgs: &OrgDirectory,
     ) -> anyhow::Result<()> {
+        // The recipient's preference, as it is now (account emails are always immediate).
+        if let Some(user) = row.recipient_user_id {
+            let recorded = match prefs::effective_mode(&self.db, user, &row.kind).await? {
+                NotificationMode::Immediate => None,
+                NotificationMode::Off => {
+                    tracing::info!("not sent: switched off by the recipient");
+                    Some(queue::mark_switched_off(&self.db, &row, lease).await?)
+                }
+                NotificationMode::Digest => {
+                    tracing::info!("parked for the daily digest");
+                    Some(queue::hold_for_digest(&self.db, &row, lease).await?)
+                }
+            };
+            if let Some(recorded) = recorded {
+                if !recorded {
+                    tracing::warn!(
+                        "the lease on this outbox row ran out before the outcome was recorded"
+                    );
+                }
+                return Ok(());
+            }
+        }
         let outcome = self.attempt(&row, orgs).await;
         let now = store::now();
+        // A digest's outcome is also that of the rows it carries: one transaction.
+        let carried = if row.kind == prefs::DIGEST_KIND {
+            super::digest::carried(&row)
+        } else {
+            Vec::new()
+        };
+        let txn = self.db.begin().await?;
         let recorded = match &outcome {
             Ok(()) => {
                 tracing::info!("mail sent");
-                queue::mark_sent(&self.db, &row, lease, now).await?
+                let ok = queue::mark_sent(&txn, &row, lease, now).await?;
+                if ok {
+                    queue::settle_digested(&txn, &carried, Ok(now)).await?;
+                }
+                ok
             }
             Err(SendError::Permanent(e)) => {
                 tracing::warn!(error = %e, "mail failed permanently; the row is dead");
-                queue::mark_failed(&self.db, &row, lease, e, None).await?
+                let ok = queue::mark_failed(&txn, &row, lease, e, None).await?;
+                if ok {
+                    queue::settle_digested(&txn, &carried, Err(e)).await?;
+                }
+                ok
             }
             Err(SendError::Transient(e)) if row.attempts >= self.max_attempts => {
                 tracing::warn!(error = %e, "mail failed and is out of attempts; the row is dead");
-                queue::mark_failed(&self.db, &row, lease, e, None).await?
+                let ok = queue::mark_failed(&txn, &row, lease, e, None).await?;
+                if ok {
+                    queue::settle_digested(&txn, &carried, Err(e)).await?;
+                }
+                ok
             }
             Err(SendError::Transient(e)) => {
                 let delay = backoff(self.retry_base, row.attempts);
                 let at = now + chrono::Duration::from_std(delay)?;
                 tracing::info!(error = %e, retry_in_seconds = delay.as_secs(), "mail failed temporarily; will retry");
-                queue::mark_failed(&self.db, &row, lease, e, Some(at)).await?
+                queue::mark_failed(&txn, &row, lease, e, Some(at)).await?
             }
         };
+        txn.commit().await?;
         if !recorded {
             tracing::warn!("the lease on this outbox row ran out before the outcome was recorded");
         }

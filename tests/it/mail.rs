@@ -356,7 +356,7 @@ fn base64(input: &[u8]) -> String {
 const BASE_URL: &str = "https://portal.zhigang.test";
 
 /// Settings for a worker talking to `smtp` (or writing files when `None`).
-fn settings(smtp: Option<String>, data_dir: &std::path::Path) -> Settings {
+pub(crate) fn settings(smtp: Option<String>, data_dir: &std::path::Path) -> Settings {
     let mut s = Settings::load(Some(std::path::Path::new("/dev/null"))).expect("default settings");
     s.smtp_url = smtp.map(SecretString::from);
     s.data_dir = data_dir.to_path_buf();
@@ -369,12 +369,12 @@ fn settings(smtp: Option<String>, data_dir: &std::path::Path) -> Settings {
     s
 }
 
-fn worker(t: &TestDb, smtp: &SmtpServer) -> Worker {
+pub(crate) fn worker(t: &TestDb, smtp: &SmtpServer) -> Worker {
     let dir = std::env::temp_dir();
     Worker::new(t.db.clone(), &settings(Some(smtp.url()), &dir)).expect("worker")
 }
 
-async fn set_locale(t: &TestDb, u: UserId, locale: &str) {
+pub(crate) async fn set_locale(t: &TestDb, u: UserId, locale: &str) {
     user::ActiveModel {
         id: sea_orm::ActiveValue::Unchanged(u.0),
         locale: Set(locale.into()),
@@ -401,7 +401,7 @@ async fn add_member(t: &TestDb, company: CompanyId, name: &str) -> UserId {
     u
 }
 
-async fn email_of(t: &TestDb, u: UserId) -> String {
+pub(crate) async fn email_of(t: &TestDb, u: UserId) -> String {
     user::Entity::find_by_id(u.0)
         .one(&t.db)
         .await
@@ -410,7 +410,7 @@ async fn email_of(t: &TestDb, u: UserId) -> String {
         .email
 }
 
-async fn rows(t: &TestDb) -> Vec<outbox::Model> {
+pub(crate) async fn rows(t: &TestDb) -> Vec<outbox::Model> {
     outbox::Entity::find()
         .order_by_asc(outbox::Column::Id)
         .all(&t.db)
@@ -418,7 +418,7 @@ async fn rows(t: &TestDb) -> Vec<outbox::Model> {
         .expect("outbox")
 }
 
-async fn count_status(t: &TestDb, status: OutboxStatus) -> u64 {
+pub(crate) async fn count_status(t: &TestDb, status: OutboxStatus) -> u64 {
     outbox::Entity::find()
         .filter(outbox::Column::Status.eq(status))
         .count(&t.db)
@@ -427,7 +427,7 @@ async fn count_status(t: &TestDb, status: OutboxStatus) -> u64 {
 }
 
 /// Runs batches until nothing is queued (waiting for retries that are due soon).
-async fn drain(w: &Worker, t: &TestDb, within: Duration) {
+pub(crate) async fn drain(w: &Worker, t: &TestDb, within: Duration) {
     let deadline = Instant::now() + within;
     while count_status(t, OutboxStatus::Queued).await > 0 {
         assert!(
@@ -969,6 +969,166 @@ async fn two_workers_on_separate_pools_drain_thousands_and_send_none_twice(t: &T
 db_test!(
     two_workers_drain,
     two_workers_on_separate_pools_drain_thousands_and_send_none_twice
+);
+
+/// How many rows the two-process test drains (`ZHIGANG_TEST_MAIL_ROWS`; CI sets 10000).
+fn process_drain_rows() -> usize {
+    std::env::var("ZHIGANG_TEST_MAIL_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// A `zhigang worker` process sending as `from`, whose log says only that it started.
+fn quiet_worker(
+    t: &TestDb,
+    smtp: &SmtpServer,
+    dir: &std::path::Path,
+    from: &str,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zhigang"))
+        .arg("worker")
+        .env("ZHIGANG_DATABASE_URL", &t.url)
+        .env("ZHIGANG_SMTP_URL", smtp.url())
+        .env("ZHIGANG_DATA_DIR", dir)
+        .env("ZHIGANG_BASE_URL", BASE_URL)
+        .env("ZHIGANG_MAIL_FROM", from)
+        .env("ZHIGANG_MAIL_LEASE_SECONDS", "60")
+        .env("ZHIGANG_SMTP_TIMEOUT_SECONDS", "30")
+        .env("ZHIGANG_DB_MAX_CONNECTIONS", "10")
+        .env(
+            "ZHIGANG_LOG",
+            "warn,zhigang::mail=info,zhigang::mail::worker=warn",
+        )
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start zhigang worker")
+}
+
+/// Waits for the worker's "started" line, then keeps draining its log in the background
+/// (a full pipe would block the process).
+fn wait_started(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("mail worker started") => break,
+            Some(Ok(line)) => eprintln!("worker: {line}"),
+            Some(Err(e)) => panic!("reading the worker's log: {e}"),
+            None => panic!("the worker exited before it started"),
+        }
+    }
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("worker: {line}");
+        }
+    });
+}
+
+async fn two_worker_processes_on_one_postgresql_deliver_every_message_exactly_once(t: &TestDb) {
+    if t.backend == Backend::Sqlite {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTE: two_worker_processes runs on PostgreSQL only: a single-file SQLite \
+             database is for one instance, so there is no second process to test."
+        );
+        return;
+    }
+    let n = process_drain_rows();
+    let smtp = SmtpServer::start_new().await;
+    let (company, applicant) = company(&t.db).await;
+    submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    let existing = rows(t).await.len();
+    // Both processes first, idle; then the rows, in one transaction, so both find work.
+    let dirs = [
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    ];
+    let senders = ["one <w1@zhigang.test>", "two <w2@zhigang.test>"];
+    let mut children: Vec<std::process::Child> = dirs
+        .iter()
+        .zip(senders)
+        .map(|(d, from)| quiet_worker(t, &smtp, d.path(), from))
+        .collect();
+    for c in &mut children {
+        wait_started(c);
+    }
+    let template = rows(t).await.remove(0);
+    // Everything already there is sent first; then the clones.
+    let txn = t.db.begin().await.expect("begin");
+    let now = store::now();
+    for chunk in (0..n.saturating_sub(existing))
+        .collect::<Vec<_>>()
+        .chunks(500)
+    {
+        let batch: Vec<outbox::ActiveModel> = chunk
+            .iter()
+            .map(|_| {
+                let id = Uuid::now_v7();
+                outbox::ActiveModel {
+                    id: Set(id),
+                    message_id: Set(format!("{id}@zhigang")),
+                    status: Set(OutboxStatus::Queued),
+                    attempts: Set(0),
+                    next_attempt_at: Set(now),
+                    lease_until: Set(None),
+                    last_error: Set(None),
+                    created_at: Set(now),
+                    sent_at: Set(None),
+                    ..outbox::ActiveModel::from(template.clone())
+                }
+            })
+            .collect();
+        outbox::Entity::insert_many(batch)
+            .exec(&txn)
+            .await
+            .expect("insert");
+    }
+    txn.commit().await.expect("commit");
+    let total = rows(t).await.len();
+    let deadline = Instant::now() + Duration::from_secs(120 + (total as u64) / 20);
+    loop {
+        let sent = count_status(t, OutboxStatus::Sent).await;
+        if sent == total as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {sent} of {total} sent by the two processes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for mut c in children {
+        c.kill().expect("kill");
+        c.wait().expect("reap");
+    }
+    let received = smtp.received();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_sender: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &received {
+        *per_id.entry(r.message_id()).or_default() += 1;
+        *per_sender.entry(r.from.clone()).or_default() += 1;
+    }
+    eprintln!("{total} messages by two worker processes: {per_sender:?}");
+    let twice: Vec<_> = per_id.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "arrived twice: {twice:?}");
+    let expected: BTreeSet<String> = rows(t).await.into_iter().map(|r| r.message_id).collect();
+    let arrived: BTreeSet<String> = per_id.keys().cloned().collect();
+    assert_eq!(arrived, expected, "every message arrived, by Message-ID");
+    assert_eq!(received.len(), total);
+    if total >= 2000 {
+        // With this many, both processes must have taken part (with a few hundred, the
+        // first one awake may drain them all before the other polls).
+        assert_eq!(per_sender.len(), 2, "both processes sent: {per_sender:?}");
+    }
+}
+db_test!(
+    two_worker_processes,
+    two_worker_processes_on_one_postgresql_deliver_every_message_exactly_once
 );
 
 fn zhigang_worker(t: &TestDb, smtp: &SmtpServer, dir: &std::path::Path) -> std::process::Child {

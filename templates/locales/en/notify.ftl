@@ -1,1 +1,20 @@
 ## Messages of the notify pages (en).
+notify-title = Notification settings
+notify-heading = Notification settings
+notify-link = Notification settings
+notify-intro = Choose which events send you an email. Changes apply to emails not yet sent.
+notify-section-applicant = Your company's applications
+notify-section-reviewer = Tasks of your organization
+notify-section-always = Account and security
+notify-always-hint = These emails are always sent: they protect your account.
+notify-always-on = always on
+notify-mode-immediate = Email each time
+notify-mode-digest = In one daily digest of new tasks
+notify-mode-off = No email
+notify-save = Save settings
+notify-flash-saved = Your notification settings are saved.
+notify-error-always-on = Account and security emails cannot be switched off.
+notify-error-digest = The daily digest is only available to reviewers, for new tasks.
+notify-error-kind = There is no such kind of email.
+notify-error-mode = Choose one of the options offered.
+mail-digest = Daily digest of new tasks

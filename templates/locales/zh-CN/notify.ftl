@@ -1,1 +1,20 @@
 ## Messages of the notify pages (zh-CN).
+notify-title = 通知设置
+notify-heading = 通知设置
+notify-link = 通知设置
+notify-intro = 选择哪些事项通过邮件通知您。更改对尚未发出的邮件生效。
+notify-section-applicant = 本企业的申请
+notify-section-reviewer = 本机构的审核任务
+notify-section-always = 账号与安全
+notify-always-hint = 以下邮件始终发送,用于保护您的账号。
+notify-always-on = 始终发送
+notify-mode-immediate = 每次都发邮件
+notify-mode-digest = 新任务合并为每日汇总邮件
+notify-mode-off = 不发邮件
+notify-save = 保存设置
+notify-flash-saved = 通知设置已保存。
+notify-error-always-on = 账号与安全类邮件不能关闭。
+notify-error-digest = 每日汇总仅适用于审核人员的新任务。
+notify-error-kind = 没有这种邮件。
+notify-error-mode = 请选择所列选项之一。
+mail-digest = 每日新任务汇总
