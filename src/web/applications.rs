@@ -500,7 +500,9 @@ pub(crate) async fn delivery_log(
     Ok(rows
         .into_iter()
         .map(|r| {
+            let switched_off = r.last_error.as_deref() == Some(crate::mail::queue::SWITCHED_OFF);
             let status = match r.status {
+                entity::enums::OutboxStatus::Dead if switched_off => "delivery-switched-off",
                 entity::enums::OutboxStatus::Sent => "delivery-sent",
                 entity::enums::OutboxStatus::Dead => "delivery-failed",
                 entity::enums::OutboxStatus::Queued if r.last_error.is_some() => "delivery-retrying",
@@ -511,8 +513,8 @@ pub(crate) async fn delivery_log(
                 "what": i18n::t(lang, &format!("mail-{}", r.kind)),
                 "to": r.recipient_email,
                 "status": i18n::t(lang, status),
-                "failed": r.status == entity::enums::OutboxStatus::Dead,
-                "error": if sees_all { r.last_error } else { None },
+                "failed": r.status == entity::enums::OutboxStatus::Dead && !switched_off,
+                "error": if sees_all && !switched_off { r.last_error } else { None },
             })
         })
         .collect())

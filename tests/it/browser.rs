@@ -504,3 +504,95 @@ async fn a_company_registers_and_files_yqyc_in_headless_chromium() {
     c.close().await.expect("end the browser session");
     drop(driver);
 }
+
+/// Logs in through the form as `email`.
+async fn log_in(c: &Client, base: &str, email: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.expect("open /login");
+    type_into(c, "email", email).await;
+    type_into(c, "password", password).await;
+    click(
+        c,
+        Locator::Css("main form[action='/login'] button[type='submit']"),
+    )
+    .await;
+    wait_for(c, Locator::Css("form[action='/logout']")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reviewer_claims_and_approves_while_the_applicant_watches() {
+    use entity::enums::OrgRole;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
+        let message = "reviewer browser test — /usr/bin/chromium or /usr/bin/chromedriver not \
+                       installed (apt-get install chromium chromium-driver)";
+        if ci() {
+            panic!("FAILED: {message}; CI never skips");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
+        return;
+    }
+    let t = TestDb::new(Backend::Sqlite)
+        .await
+        .expect("sqlite is always available");
+    let base = spawn_portal(&t).await;
+
+    // A submitted application, and an applicant who can log in.
+    let (company, applicant) = crate::helpers::company(&t.db).await;
+    let app = crate::helpers::submitted_yqyc(&t.db, company, applicant, &["talent"]).await;
+    let row = user::Entity::find_by_id(applicant.0)
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("applicant");
+    let applicant_email = row.email.clone();
+    let mut am: user::ActiveModel = row.into();
+    am.password_hash = Set(zhigang::passwords::hash_blocking(PASSWORD).expect("hash"));
+    am.update(&t.db).await.expect("set the password");
+    let reviewer = crate::review::login_user(&t, "D-120116", OrgRole::Reviewer).await;
+    let reviewer_email = user::Entity::find_by_id(reviewer.0)
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("reviewer")
+        .email;
+
+    // Two browsers, two people.
+    let applicant_driver = Chromedriver::start().await;
+    let a = applicant_driver.session().await;
+    let reviewer_driver = Chromedriver::start().await;
+    let r = reviewer_driver.session().await;
+
+    log_in(&a, &base, &applicant_email, PASSWORD).await;
+    a.goto(&format!("{base}/applications/{}", app.0))
+        .await
+        .expect("open the application");
+    assert_eq!(text_of(&a, Locator::Css("main .tag")).await, "已提交");
+
+    log_in(&r, &base, &reviewer_email, crate::review::REVIEWER_PASSWORD).await;
+    click(&r, Locator::Css("a[href='/inbox']")).await;
+    wait_for(&r, Locator::Css("table.inbox")).await;
+    click(&r, Locator::Css("table.inbox a[href^='/tasks/']")).await;
+    wait_for(&r, Locator::Id("actions-title")).await;
+    assert_eq!(h1_count(&r).await, 1);
+    click(&r, Locator::Css("form[action$='/claim'] button")).await;
+    wait_for(&r, Locator::Css("form[action$='/release']")).await;
+    type_into(&r, "opinion", "材料齐全,同意报市工业和信息化委").await;
+    click(&r, Locator::Css("form[action$='/approve'] button")).await;
+    wait_for(&r, Locator::Css("table.inbox, main p.lead")).await;
+    let flash = text_of(&r, Locator::Css("main .notice")).await;
+    assert!(flash.contains("已同意"), "the reviewer is told: {flash}");
+
+    // The applicant, logged in elsewhere, sees the new status on reload.
+    a.refresh().await.expect("reload");
+    wait_for(&a, Locator::Css("main .tag")).await;
+    assert_eq!(text_of(&a, Locator::Css("main .tag")).await, "审核中");
+    let timeline = text_of(&a, Locator::Css("ol.timeline")).await;
+    assert!(
+        timeline.contains("已完成"),
+        "the district step is done: {timeline}"
+    );
+
+    a.close().await.expect("close the applicant's browser");
+    r.close().await.expect("close the reviewer's browser");
+}

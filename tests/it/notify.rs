@@ -100,14 +100,18 @@ async fn a_switched_off_event_is_not_mailed_and_the_delivery_log_says_why(t: &Te
         row.last_error.as_deref(),
         Some(zhigang::mail::queue::SWITCHED_OFF)
     );
-    // The application's delivery log shows it to the reviewers, with the reason.
+    // The application's delivery log shows the reviewers why it was not sent.
     let web = spawn_app(t).await;
     let (colleague, _) = login_as(&web, t, "district-reviewer").await;
     make_reviewer(t, colleague, "D-120116").await;
     let page = web.get(&format!("/applications/{}", app.0)).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
-    assert!(html.contains(zhigang::mail::queue::SWITCHED_OFF), "{html}");
+    assert!(html.contains("未发送(收件人已关闭此类通知)"), "{html}");
+    assert!(
+        !html.contains("发送失败"),
+        "it is not shown as a failure: {html}"
+    );
 
     // Switched back on: the next event is mailed again.
     choose(

@@ -228,6 +228,7 @@ col-message = Message
 col-recipient = Recipient
 delivery-sent = Sent
 delivery-failed = Failed
+delivery-switched-off = Not sent (the recipient switched these off)
 delivery-retrying = Retrying
 delivery-queued = Queued
 mail-approved = Approval

@@ -228,6 +228,7 @@ col-message = 通知
 col-recipient = 收件人
 delivery-sent = 已发送
 delivery-failed = 发送失败
+delivery-switched-off = 未发送(收件人已关闭此类通知)
 delivery-retrying = 重试中
 delivery-queued = 待发送
 mail-approved = 批准通知
