@@ -107,6 +107,47 @@ pub fn application_link(base_url: &str, id: Uuid) -> String {
     format!("{}/applications/{id}", base_url.trim_end_matches('/'))
 }
 
+/// The link an email carries of its own (account emails: the page with its token), kept
+/// only when it leads into the portal — a path, or an absolute link under `base`; anything
+/// else becomes the portal's home page.
+pub fn own_link(base: &str, link: Option<&str>) -> String {
+    match link {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") => format!("{base}{path}"),
+        Some(url) if url.starts_with(&format!("{base}/")) => url.to_string(),
+        _ => format!("{base}/"),
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::own_link;
+
+    #[test]
+    fn account_links_lead_into_the_portal_only() {
+        let base = "https://portal.example";
+        assert_eq!(
+            own_link(base, Some("/verify-email?token=abc")),
+            "https://portal.example/verify-email?token=abc"
+        );
+        assert_eq!(
+            own_link(base, Some("https://portal.example/password/reset?token=x")),
+            "https://portal.example/password/reset?token=x"
+        );
+        for other in [
+            None,
+            Some("https://evil.example/x"),
+            Some("//evil.example/x"),
+            Some("https://portal.example.evil/x"),
+        ] {
+            assert_eq!(
+                own_link(base, other),
+                "https://portal.example/",
+                "{other:?}"
+            );
+        }
+    }
+}
+
 /// Builds the template context of `row`.
 pub async fn context(
     db: &DatabaseConnection,
@@ -130,11 +171,7 @@ pub async fn context(
         "reference": str_of(row.payload.get("reference")),
         "app_type": null,
         "company": null,
-        "link": match str_of(data.get("link")) {
-            // Account emails carry their own path (with its token).
-            Some(path) if path.starts_with('/') => format!("{base}{path}"),
-            _ => format!("{base}/"),
-        },
+        "link": own_link(base, str_of(data.get("link")).as_deref()),
         "org": null,
         "step": null,
         "due": null,

@@ -1,5 +1,6 @@
 //! The integration test binary: one binary, a module per area.
 
+mod access;
 mod admin;
 mod browser;
 mod cli;

@@ -1,0 +1,468 @@
+//! The access matrix: every route × every role, with the expected outcome of each cell,
+//! including object ids of another company or organization (IDOR). Refusals are 404 for
+//! objects the user may not know exist and 403 for actions on objects they may see but not
+//! take. Runs on SQLite and PostgreSQL, over real HTTP with one logged-in session per role.
+//!
+//! Cells that would change state when allowed run after every refusal of their row, and a
+//! refusal must leave the application's history untouched.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use entity::enums::OrgRole;
+use entity::{attachment, history_event, user};
+use reqwest::{StatusCode, header};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
+use uuid::Uuid;
+use zhigang::ids::{ApplicationId, UserId};
+use zhigang::store;
+use zhigang::workflow::engine::Action;
+
+use crate::db_test;
+use crate::helpers::*;
+use crate::review::{REVIEWER_PASSWORD, login_user, session_for};
+use crate::web::{TestApp, client, csrf_of, spawn_app};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Not logged in.
+    Anonymous,
+    /// A member of company A (which owns the objects).
+    ApplicantA,
+    /// A member of company B.
+    ApplicantB,
+    /// A reviewer of the organization holding the task (滨海新区).
+    HolderReviewer,
+    /// A reviewer of another organization (和平区).
+    OtherReviewer,
+    /// The holding organization's admin.
+    OrgAdmin,
+    /// A system administrator.
+    SystemAdmin,
+}
+
+use Role::*;
+
+/// Every role, in the order the cells run.
+pub const ROLES: [Role; 7] = [
+    Anonymous,
+    ApplicantA,
+    ApplicantB,
+    HolderReviewer,
+    OtherReviewer,
+    OrgAdmin,
+    SystemAdmin,
+];
+
+/// What a cell must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// 200.
+    Ok,
+    /// 303 to `/login`.
+    Login,
+    /// 404: the object's existence is not revealed.
+    NotFound,
+    /// 403: visible, but not theirs to do.
+    Forbidden,
+    /// Allowed: the action was taken or refused on its merits (303, 409 or 422), never a
+    /// refusal of access.
+    Allowed,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+fn matches(expect: Expect, status: StatusCode, location: &str) -> bool {
+    match expect {
+        Expect::Ok => status == StatusCode::OK,
+        Expect::Login => status == StatusCode::SEE_OTHER && location == "/login",
+        Expect::NotFound => status == StatusCode::NOT_FOUND,
+        Expect::Forbidden => status == StatusCode::FORBIDDEN,
+        Expect::Allowed => {
+            (status == StatusCode::SEE_OTHER && location != "/login")
+                || status == StatusCode::CONFLICT
+                || status == StatusCode::UNPROCESSABLE_ENTITY
+                || status == StatusCode::OK
+        }
+    }
+}
+
+/// The objects the routes name.
+pub struct Objects {
+    /// Company A's submitted application (a task of 滨海新区 open on it).
+    pub app: Uuid,
+    /// Company A's draft.
+    pub draft: Uuid,
+    /// Company A's decided (approved) application.
+    pub decided: Uuid,
+    /// The open task on `app`.
+    pub task: Uuid,
+    /// An attachment of `app`.
+    pub attachment: Uuid,
+    /// A colleague of company A's applicant.
+    pub member: Uuid,
+    /// The id of the other organization (和平区).
+    pub other_org: Uuid,
+    /// The id of the holding organization (滨海新区).
+    pub holder_org: Uuid,
+}
+
+/// The portal with one logged-in session per role and the objects.
+pub struct World {
+    pub sessions: BTreeMap<Role, TestApp>,
+    pub objects: Objects,
+}
+
+async fn set_password(t: &TestDb, user: UserId) {
+    let row = user::Entity::find_by_id(user.0)
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user");
+    let mut am: user::ActiveModel = row.into();
+    am.password_hash = Set(zhigang::passwords::hash_blocking(REVIEWER_PASSWORD).expect("hash"));
+    am.update(&t.db).await.expect("password");
+}
+
+pub async fn world(t: &TestDb) -> World {
+    let web = spawn_app(t).await;
+    let (company_a, applicant_a) = company(&t.db).await;
+    let (_company_b, applicant_b) = company(&t.db).await;
+    set_password(t, applicant_a).await;
+    set_password(t, applicant_b).await;
+    let colleague = user(&t.db, "colleague").await;
+    entity::company_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        company_id: Set(company_a.0),
+        user_id: Set(colleague.0),
+        role: Set(entity::enums::CompanyRole::Member),
+        active: Set(true),
+        created_at: Set(chrono::Utc::now()),
+    }
+    .insert(&t.db)
+    .await
+    .expect("colleague");
+
+    let app = submitted_yqyc(&t.db, company_a, applicant_a, &["talent"]).await;
+    let draft = store::create_draft(
+        &t.db,
+        company_a,
+        applicant_a,
+        "yqyc",
+        yqyc_form(&["talent"]),
+    )
+    .await
+    .expect("draft");
+    let decided = decided_application(t, company_a, applicant_a).await;
+    let task = task_of(&t.db, app, "D-120116").await;
+    let attachment = attachment::Entity::find()
+        .filter(attachment::Column::ApplicationId.eq(app.0))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("attachment")
+        .id;
+
+    let holder = login_user(t, "D-120116", OrgRole::Reviewer).await;
+    let other = login_user(t, "D-120101", OrgRole::Reviewer).await;
+    let admin = login_user(t, "D-120116", OrgRole::OrgAdmin).await;
+    let sysadmin = login_user(t, "TJ-MIIT", OrgRole::Reviewer).await;
+    // A system administrator who is no organization's reviewer.
+    org_membership_off(t, sysadmin).await;
+    entity::system_admin::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(sysadmin.0),
+        created_at: Set(chrono::Utc::now()),
+    }
+    .insert(&t.db)
+    .await
+    .expect("system admin");
+
+    let mut sessions = BTreeMap::new();
+    sessions.insert(
+        Anonymous,
+        TestApp {
+            base: web.base.clone(),
+            client: client(),
+        },
+    );
+    for (role, who) in [
+        (ApplicantA, applicant_a),
+        (ApplicantB, applicant_b),
+        (HolderReviewer, holder),
+        (OtherReviewer, other),
+        (OrgAdmin, admin),
+        (SystemAdmin, sysadmin),
+    ] {
+        sessions.insert(role, session_for(t, &web.base, who).await);
+    }
+    World {
+        sessions,
+        objects: Objects {
+            app: app.0,
+            draft: draft.0,
+            decided: decided.0,
+            task: task.0,
+            attachment,
+            member: colleague.0,
+            other_org: org(&t.db, "D-120101").await.0,
+            holder_org: org(&t.db, "D-120116").await.0,
+        },
+    }
+}
+
+async fn org_membership_off(t: &TestDb, who: UserId) {
+    entity::org_membership::Entity::delete_many()
+        .filter(entity::org_membership::Column::UserId.eq(who.0))
+        .exec(&t.db)
+        .await
+        .expect("drop membership");
+}
+
+/// An application of company A taken through every step to approval.
+async fn decided_application(
+    t: &TestDb,
+    company: zhigang::ids::CompanyId,
+    applicant: UserId,
+) -> ApplicationId {
+    let app = submitted_yqyc(&t.db, company, applicant, &["talent"]).await;
+    loop {
+        let live = live_tasks(&t.db, app).await;
+        if live.is_empty() {
+            break;
+        }
+        for (code, _) in live {
+            let who = reviewer(&t.db, &code).await;
+            approve(&t.db, app, &code, who).await;
+        }
+    }
+    app
+}
+
+/// One row of the matrix: a method and path, and the expected outcome per role.
+pub struct Row {
+    pub method: &'static str,
+    pub path: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub expect: [Expect; 7],
+}
+
+fn get(path: String, expect: [Expect; 7]) -> Row {
+    Row {
+        method: "GET",
+        path,
+        fields: vec![],
+        expect,
+    }
+}
+
+fn post(path: String, fields: &[(&'static str, &str)], expect: [Expect; 7]) -> Row {
+    Row {
+        method: "POST",
+        path,
+        fields: fields.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        expect,
+    }
+}
+
+use Expect::{Allowed as A, Forbidden as F, Login as L, NotFound as N, Ok as O};
+
+/// The matrix: columns are [`ROLES`] in order —
+/// anonymous, applicant A, applicant B, holder reviewer, other reviewer, org admin, system admin.
+pub fn rows(o: &Objects) -> Vec<Row> {
+    let app = o.app;
+    let draft = o.draft;
+    let decided = o.decided;
+    let task = o.task;
+    let att = o.attachment;
+    vec![
+        // Public pages.
+        get("/".into(), [O, O, O, O, O, O, O]),
+        get("/login".into(), [O, O, O, O, O, O, O]),
+        get("/register".into(), [O, O, O, O, O, O, O]),
+        // The account, for everyone logged in.
+        get("/account".into(), [L, O, O, O, O, O, O]),
+        get("/account/notifications".into(), [L, O, O, O, O, O, O]),
+        // The applicant's side: a company's own applications only.
+        get("/applications".into(), [L, O, O, N, N, N, N]),
+        get("/applications/new".into(), [L, O, O, O, O, O, O]),
+        get(format!("/applications/{app}"), [L, O, N, O, N, O, O]),
+        get(
+            format!("/applications/{app}/attachments/{att}"),
+            [L, O, N, O, N, O, O],
+        ),
+        get(format!("/applications/{draft}"), [L, O, N, N, N, N, O]),
+        get(
+            format!("/applications/{draft}/sections/company"),
+            [L, O, N, N, N, N, N],
+        ),
+        get(
+            format!("/applications/{draft}/check"),
+            [L, O, N, N, N, N, N],
+        ),
+        get(
+            format!("/applications/{decided}/decision"),
+            [L, O, N, N, N, N, O],
+        ),
+        get(
+            format!("/applications/{app}/withdraw"),
+            [L, O, N, N, N, N, N],
+        ),
+        get("/company/members".into(), [L, O, O, N, N, N, N]),
+        get("/company/documents".into(), [L, O, O, N, N, N, N]),
+        // The workbench: the holding organization's reviewers (and admins) only.
+        get("/inbox".into(), [L, N, N, O, O, O, N]),
+        get(format!("/tasks/{task}"), [L, N, N, O, N, O, O]),
+        get(format!("/tasks/{}", Uuid::now_v7()), [L, N, N, N, N, N, N]),
+        // Reports: reviewers see their organization, system admins the city.
+        get("/reports".into(), [L, N, N, O, O, O, O]),
+        get(
+            format!("/reports?org={}", o.other_org),
+            [L, N, N, N, O, N, O],
+        ),
+        get(
+            format!("/reports?org={}", o.holder_org),
+            [L, N, N, O, N, O, O],
+        ),
+        // Actions on another company's objects and on tasks.
+        post(
+            format!("/applications/{draft}/sections/company"),
+            &[("version", "1"), ("ai_field", "robots")],
+            [L, A, N, N, N, N, N],
+        ),
+        post(
+            format!("/applications/{draft}/submit"),
+            &[],
+            [L, A, N, N, N, N, N],
+        ),
+        post(
+            format!("/applications/{decided}/rating"),
+            &[("score", "5"), ("comment", "好")],
+            [L, A, N, N, N, N, F],
+        ),
+        post(
+            format!("/company/members/{}/deactivate", o.member),
+            &[],
+            [L, A, N, N, N, N, N],
+        ),
+        post(
+            format!("/tasks/{task}/comment"),
+            &[("text", "看过"), ("visibility", "internal")],
+            [L, N, N, A, N, A, A],
+        ),
+        post(format!("/tasks/{task}/claim"), &[], [L, N, N, A, N, A, F]),
+        post(
+            format!("/tasks/{task}/approve"),
+            &[("opinion", "同意")],
+            [L, N, N, A, N, A, F],
+        ),
+        post(
+            format!("/applications/{app}/withdraw"),
+            &[("reason", "不再需要")],
+            [L, A, N, F, N, F, F],
+        ),
+    ]
+}
+
+async fn send(s: &TestApp, row: &Row) -> (StatusCode, String) {
+    let url = format!("{}{}", s.base, row.path);
+    let resp = if row.method == "GET" {
+        s.get(&row.path).await
+    } else {
+        // The CSRF token of the session, from a page every session can open.
+        let token = csrf_of(&s.get("/").await.text().await.expect("body"));
+        let mut form: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+        form.extend(row.fields.iter().map(|(k, v)| (*k, v.as_str())));
+        s.client.post(url).form(&form).send().await.expect("POST")
+    };
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (resp.status(), location)
+}
+
+async fn history_count(t: &TestDb) -> u64 {
+    history_event::Entity::find()
+        .count(&t.db)
+        .await
+        .expect("count")
+}
+
+/// Runs every cell; collects every mismatch and fails once with all of them.
+pub async fn check(t: &TestDb, w: &World, rows: Vec<Row>) {
+    let mut failures = Vec::new();
+    for row in &rows {
+        // Refusals first (they must change nothing), then the allowed cells.
+        let mut order: Vec<usize> = (0..ROLES.len()).collect();
+        order.sort_by_key(|i| row.expect[*i] == Expect::Allowed);
+        for i in order {
+            let role = ROLES[i];
+            let expect = row.expect[i];
+            let before = history_count(t).await;
+            let (status, location) = send(&w.sessions[&role], row).await;
+            if !matches(expect, status, &location) {
+                failures.push(format!(
+                    "{} {} as {role:?}: expected {expect}, got {status} {location}",
+                    row.method, row.path
+                ));
+            }
+            if row.method == "POST" && expect != Expect::Allowed && history_count(t).await != before
+            {
+                failures.push(format!(
+                    "{} {} as {role:?}: refused but the history changed",
+                    row.method, row.path
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of the access matrix's cells are wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+async fn every_route_for_every_role(t: &TestDb) {
+    let w = world(t).await;
+    let rows = rows(&w.objects);
+    check(t, &w, rows).await;
+}
+db_test!(matrix, every_route_for_every_role);
+
+/// The store refuses whoever may not act, whatever the web lets through: an applicant of
+/// company B and a reviewer of another organization act on company A's application.
+async fn the_engine_refuses_outsiders_too(t: &TestDb) {
+    let (company_a, applicant_a) = company(&t.db).await;
+    let (_b, applicant_b) = company(&t.db).await;
+    let app = submitted_yqyc(&t.db, company_a, applicant_a, &["talent"]).await;
+    let task = task_of(&t.db, app, "D-120116").await;
+    let other = reviewer(&t.db, "D-120101").await;
+    for who in [applicant_b, other] {
+        for action in [
+            Action::Claim { task },
+            Action::Approve {
+                task,
+                opinion: "同意".into(),
+            },
+            Action::Withdraw { reason: None },
+        ] {
+            let r = store::execute(&t.db, app, who, action.clone()).await;
+            assert!(
+                matches!(r, Err(store::StoreError::Refused(_))),
+                "{action:?} by an outsider: {r:?}"
+            );
+        }
+    }
+}
+db_test!(engine_outsiders, the_engine_refuses_outsiders_too);
