@@ -39,6 +39,8 @@ pub struct Settings {
     pub run_worker: bool,
     /// Working days overdue before a task escalates to the org admin.
     pub escalate_after_working_days: u32,
+    /// Working days past a step's promised date before the admin pages list it as stuck.
+    pub stuck_after_working_days: u32,
     /// A session ends after this many minutes without a request.
     pub session_idle_minutes: u64,
     /// A session ends this many hours after login, whatever the activity.
@@ -60,6 +62,7 @@ struct Defaults {
     smtp_timeout_seconds: u64,
     run_worker: bool,
     escalate_after_working_days: u32,
+    stuck_after_working_days: u32,
     session_idle_minutes: u64,
     session_absolute_hours: u64,
     attachment_max_mb: usize,
@@ -81,6 +84,7 @@ impl Settings {
             smtp_timeout_seconds: 30,
             run_worker: true,
             escalate_after_working_days: 3,
+            stuck_after_working_days: 3,
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 20,
@@ -126,6 +130,7 @@ mod tests {
             smtp_timeout_seconds: 1,
             run_worker: false,
             escalate_after_working_days: 1,
+            stuck_after_working_days: 1,
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 1,
