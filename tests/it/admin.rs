@@ -507,6 +507,39 @@ async fn a_workflow_version_is_uploaded_dry_run_and_activated(t: &TestDb) {
         .unwrap();
     assert_eq!(before, after);
 
+    // A version whose first step is renamed: the application's current step is missing.
+    let renamed = yqyc.replace("district_review", "district_check");
+    let resp = app
+        .submit(
+            "/admin/workflows",
+            "/admin/workflows",
+            &[("source", &renamed)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let v3 = workflow_definition::Entity::find()
+        .filter(workflow_definition::Column::Key.eq("yqyc"))
+        .filter(workflow_definition::Column::Version.eq(3))
+        .one(&t.db)
+        .await
+        .unwrap()
+        .expect("version 3");
+    let html = body(
+        app.get(&format!("/admin/workflows/{}/dry-run", v3.id))
+            .await,
+    )
+    .await;
+    assert!(html.contains("此版本中没有当前环节"), "{html}");
+    // The same text again is refused.
+    let resp = app
+        .submit(
+            "/admin/workflows",
+            "/admin/workflows",
+            &[("source", &renamed)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
     let resp = app
         .submit(
             &format!("/admin/workflows/{}", v2.id),
@@ -520,7 +553,10 @@ async fn a_workflow_version_is_uploaded_dry_run_and_activated(t: &TestDb) {
         .await
         .expect("active");
     assert_eq!(active.version, 2);
-    assert_eq!(actions(t).await, ["workflow.upload", "workflow.activate"]);
+    assert_eq!(
+        actions(t).await,
+        ["workflow.upload", "workflow.upload", "workflow.activate"]
+    );
     chain_intact(t).await;
 }
 db_test!(
@@ -719,6 +755,39 @@ async fn a_task_whose_holder_left_is_stuck_and_reassigned_through_the_engine(t: 
     chain_intact(t).await;
     let report = zhigang::audit::verify(&t.db).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // Staffed and held again: not stuck, until the step is far past its promised date.
+    let html = body(app.get("/admin/stuck").await).await;
+    assert!(!html.contains(&reference), "{html}");
+    let today = zhigang::calendar::local_date(store::now());
+    task::Entity::update_many()
+        .col_expr(
+            task::Column::DueDate,
+            sea_orm::sea_query::Expr::value(today - chrono::Duration::days(3)),
+        )
+        .filter(task::Column::Id.eq(task_id.0))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    let html = body(app.get("/admin/stuck").await).await;
+    assert!(
+        !html.contains(&reference),
+        "3 calendar days late is within the setting"
+    );
+    task::Entity::update_many()
+        .col_expr(
+            task::Column::DueDate,
+            sea_orm::sea_query::Expr::value(today - chrono::Duration::days(21)),
+        )
+        .filter(task::Column::Id.eq(task_id.0))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    let html = body(app.get("/admin/stuck").await).await;
+    assert!(
+        html.contains(&reference) && html.contains("已超期"),
+        "{html}"
+    );
 }
 db_test!(
     admin_stuck,

@@ -229,6 +229,16 @@ pub async fn revoke_role(
     Ok(redirect(&format!("/admin/users/{id}")))
 }
 
+/// 404 unless the user exists.
+async fn exists(state: &State, id: Uuid) -> poem::Result<()> {
+    entity::user::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .map(|_| ())
+        .ok_or_else(not_found)
+}
+
 #[derive(Deserialize)]
 pub struct FlagForm {
     /// `true` or `false`.
@@ -245,6 +255,7 @@ pub async fn system_admin(
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
     let grant = form.value == "true";
+    exists(&state, id).await?;
     if !admin::set_system_admin(&state.db, me, id, grant)
         .await
         .map_err(internal)?
@@ -269,6 +280,7 @@ pub async fn active(
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
     let active = form.value == "true";
+    exists(&state, id).await?;
     if !admin::set_user_active(&state.db, me, id, active)
         .await
         .map_err(internal)?

@@ -206,6 +206,11 @@ pub async fn activate(
     Path(id): Path<Uuid>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    entity::workflow_definition::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
     if admin::activate_definition(&state.db, me, id)
         .await
         .map_err(internal)?
