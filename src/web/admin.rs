@@ -81,6 +81,10 @@ pub fn mount(route: Route, settings: &Settings) -> Route {
             "/admin/workflows",
             get(workflows::list).post(workflows::upload),
         )
+        .at(
+            "/admin/workflows/file",
+            poem::post(workflows::upload_file).with(poem::middleware::SizeLimit::new(1024 * 1024)),
+        )
         .at("/admin/workflows/:id", get(workflows::show))
         .at("/admin/workflows/:id/dry-run", get(workflows::dry_run))
         .at(

@@ -530,15 +530,23 @@ async fn a_workflow_version_is_uploaded_dry_run_and_activated(t: &TestDb) {
     )
     .await;
     assert!(html.contains("此版本中没有当前环节"), "{html}");
-    // The same text again is refused.
-    let resp = app
-        .submit(
-            "/admin/workflows",
-            "/admin/workflows",
-            &[("source", &renamed)],
-        )
-        .await;
+    // The same text again, as a file, is refused; the file's mistakes name the file.
+    let upload_file = |text: String| async {
+        let token = crate::web::csrf_of(&body(app.get("/admin/workflows").await).await);
+        let part = reqwest::multipart::Part::bytes(text.into_bytes()).file_name("yqyc-v4.toml");
+        app.client
+            .post(format!("{}/admin/workflows/file?_csrf={token}", app.base))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .expect("POST")
+    };
+    let resp = upload_file(renamed.clone()).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(resp).await.contains("第 3 版"));
+    let resp = upload_file(broken.clone()).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(resp).await.contains("TJ-NOWHERE"));
 
     let resp = app
         .submit(
@@ -810,6 +818,8 @@ async fn the_audit_log_is_searched_and_its_chains_verified(t: &TestDb) {
     let (mine, theirs) = (reference(app_id).await, reference(other).await);
     let html = body(app.get(&format!("/admin/audit?reference={mine}")).await).await;
     assert!(html.contains(&mine) && !html.contains(&theirs), "{html}");
+    let html = body(app.get("/admin/audit?reference=NO-SUCH-REF").await).await;
+    assert!(!html.contains(&mine) && !html.contains(&theirs));
     let html = body(app.get("/admin/audit?org=TJ-MIIT").await).await;
     assert!(!html.contains(&mine), "MIIT has not acted yet");
     let resp = app.get("/admin/audit?from=yesterday").await;

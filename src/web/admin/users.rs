@@ -241,7 +241,9 @@ async fn exists(state: &State, id: Uuid) -> poem::Result<()> {
 
 #[derive(Deserialize)]
 pub struct FlagForm {
-    /// `true` or `false`.
+    /// `true` or `false` (absent: `false`, so a malformed request from a non-administrator
+    /// still gets the area's 404 rather than a parse error).
+    #[serde(default)]
     value: String,
 }
 

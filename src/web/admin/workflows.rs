@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use poem::{
     Response, handler,
     http::StatusCode,
-    web::{Data, Form, Path},
+    web::{Data, Form, Multipart, Path},
 };
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -77,33 +77,76 @@ pub async fn upload(
     Form(form): Form<UploadForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
-    let problems: Vec<Value> =
-        match admin::upload_definition(&state.db, me, "upload.toml", &form.source)
-            .await
-            .map_err(internal)?
-        {
-            Ok(id) => {
-                ctx.session.flash("admin-flash-workflow-uploaded");
-                return Ok(redirect(&format!("/admin/workflows/{id}")));
-            }
-            Err(UploadError::Invalid(errors)) => errors
-                .0
-                .iter()
-                .map(|e| {
-                    json!({
-                        "line": e.line, "column": e.column, "step": e.step,
-                        "message": e.message, "text": e.to_string(),
-                    })
+    store_upload(&ctx, &state, me, "upload.toml", form).await
+}
+
+/// Stores a definition uploaded as a file (multipart; the CSRF token rides in the query).
+#[handler]
+pub async fn upload_file(
+    ctx: Ctx,
+    state: Data<&State>,
+    mut multipart: Multipart,
+) -> poem::Result<Response> {
+    let me = admin_only!(ctx);
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = multipart.next_field().await? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or("upload.toml").to_string();
+            file = Some((name, field.bytes().await?));
+        }
+    }
+    let (name, bytes) = file.unwrap_or_default();
+    let source = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(_) => {
+            let problems = vec![json!({ "message": i18n::t(ctx.lang, "admin-workflow-not-utf8") })];
+            return render_list(
+                &ctx,
+                &state,
+                &UploadForm::default(),
+                &problems,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let name = crate::attachments::safe_filename(&name);
+    store_upload(&ctx, &state, me, &name, UploadForm { source }).await
+}
+
+async fn store_upload(
+    ctx: &Ctx,
+    state: &State,
+    me: Uuid,
+    file: &str,
+    form: UploadForm,
+) -> poem::Result<Response> {
+    let problems: Vec<Value> = match admin::upload_definition(&state.db, me, file, &form.source)
+        .await
+        .map_err(internal)?
+    {
+        Ok(id) => {
+            ctx.session.flash("admin-flash-workflow-uploaded");
+            return Ok(redirect(&format!("/admin/workflows/{id}")));
+        }
+        Err(UploadError::Invalid(errors)) => errors
+            .0
+            .iter()
+            .map(|e| {
+                json!({
+                    "line": e.line, "column": e.column, "step": e.step,
+                    "message": e.message, "text": e.to_string(),
                 })
-                .collect(),
-            Err(UploadError::Duplicate(key, version)) => vec![json!({
-                "message": i18n::t_args(ctx.lang, "admin-workflow-duplicate",
-                    &[("key", key), ("version", version.to_string())]),
-            })],
-        };
+            })
+            .collect(),
+        Err(UploadError::Duplicate(key, version)) => vec![json!({
+            "message": i18n::t_args(ctx.lang, "admin-workflow-duplicate",
+                &[("key", key), ("version", version.to_string())]),
+        })],
+    };
     render_list(
-        &ctx,
-        &state,
+        ctx,
+        state,
         &form,
         &problems,
         StatusCode::UNPROCESSABLE_ENTITY,
