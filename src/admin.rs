@@ -53,6 +53,16 @@ fn chain_hash(prev: &str, m: &admin_event::Model) -> String {
 /// administrators acting at the same instant make one of the transactions fail on the
 /// unique sequence number (the caller reports it and nothing is half-done).
 pub async fn record<C: ConnectionTrait>(db: &C, a: AdminAction<'_>) -> Result<Uuid, DbErr> {
+    // On PostgreSQL, concurrent administrators queue here instead of failing on the
+    // sequence number: the lock (held to the end of the caller's transaction) lets readers
+    // through and makes writers of the admin log take turns. SQLite has one writer anyway.
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "LOCK TABLE admin_events IN EXCLUSIVE MODE",
+        ))
+        .await?;
+    }
     let last = admin_event::Entity::find()
         .order_by_desc(admin_event::Column::Seq)
         .limit(1)

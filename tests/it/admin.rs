@@ -863,3 +863,48 @@ db_test!(
     admin_audit,
     the_audit_log_is_searched_and_its_chains_verified
 );
+
+async fn concurrent_admin_actions_keep_one_unbroken_chain(t: &TestDb) {
+    let admin = user(&t.db, "admin").await;
+    let mut handles = Vec::new();
+    for i in 0..8u32 {
+        let db = t.db.clone();
+        handles.push(tokio::spawn(async move {
+            let form = zhigang::admin::DayForm {
+                day: format!("2032-05-{:02}", i + 10),
+                kind: "holiday".into(),
+                name: format!("测试假日 {i}"),
+            };
+            zhigang::admin::set_calendar_day(&db, admin.0, &form).await
+        }));
+    }
+    let mut succeeded = 0u64;
+    for h in handles {
+        match h.await.expect("join") {
+            Ok(Ok(_)) => succeeded += 1,
+            Ok(Err(errors)) => panic!("the form is valid: {errors:?}"),
+            // SQLite may refuse a writer that lost the race; it must leave nothing behind.
+            Err(e) => assert!(
+                t.backend == Backend::Sqlite,
+                "PostgreSQL queues concurrent admins: {e:#}"
+            ),
+        }
+    }
+    assert!(succeeded >= 1);
+    let events = admin_event::Entity::find().count(&t.db).await.unwrap();
+    let days = calendar_day::Entity::find()
+        .filter(calendar_day::Column::Name.starts_with("测试假日"))
+        .count(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (events, days),
+        (succeeded, succeeded),
+        "one admin event per change"
+    );
+    chain_intact(t).await;
+}
+db_test!(
+    admin_concurrency,
+    concurrent_admin_actions_keep_one_unbroken_chain
+);
