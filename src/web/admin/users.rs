@@ -152,8 +152,10 @@ async fn render_user(
         .await
         .map_err(internal)?;
     let orgs = crate::store::load_orgs(&state.db).await.map_err(internal)?;
-    let org_options: Vec<_> = orgs
-        .iter()
+    let mut sorted: Vec<_> = orgs.iter().collect();
+    sorted.sort_by(|a, b| a.code.cmp(&b.code));
+    let org_options: Vec<_> = sorted
+        .into_iter()
         .map(|o| {
             json!({ "code": o.code, "name": if ctx.lang == "en" { &o.name_en } else { &o.name_zh } })
         })
