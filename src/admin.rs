@@ -1266,19 +1266,26 @@ pub async fn stuck_tasks(
 ) -> anyhow::Result<Vec<StuckTask>> {
     let calendar = store::load_calendar(db).await?;
     let orgs = store::load_orgs(db).await?;
-    let active_users: BTreeSet<Uuid> = user::Entity::find()
-        .filter(user::Column::Active.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
-    let mut staffed: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
-    for m in org_membership::Entity::find()
+    let memberships = org_membership::Entity::find()
         .filter(org_membership::Column::Active.eq(true))
         .all(db)
-        .await?
-    {
+        .await?;
+    // Only the users who hold a role: not every applicant account.
+    let members: BTreeSet<Uuid> = memberships.iter().map(|m| m.user_id).collect();
+    let active_users: BTreeSet<Uuid> = if members.is_empty() {
+        BTreeSet::new()
+    } else {
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(members))
+            .filter(user::Column::Active.eq(true))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect()
+    };
+    let mut staffed: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
+    for m in memberships {
         if active_users.contains(&m.user_id) {
             staffed.entry(m.org_id).or_default().insert(m.user_id);
         }
