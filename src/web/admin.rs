@@ -48,6 +48,12 @@ fn not_found() -> poem::Error {
     poem::Error::from_status(StatusCode::NOT_FOUND)
 }
 
+/// An id from the path, parsed after the guard so that a malformed one is a 404 like any
+/// other object that does not exist.
+fn parse_id(s: &str) -> poem::Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| not_found())
+}
+
 /// A page rendered with a status (422 for a form with mistakes).
 fn with_status(resp: Response, status: StatusCode) -> Response {
     resp.with_status(status).into_response()

@@ -117,7 +117,11 @@ async fn only_system_admins_enter_the_admin_area(t: &TestDb) {
     .insert(&t.db)
     .await
     .expect("membership");
-    for page in PAGES {
+    for page in PAGES
+        .iter()
+        .copied()
+        .chain(["/admin/users/not-an-id", "/admin/workflows/not-an-id"])
+    {
         let resp = app.get(page).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "org admin on {page}");
     }
@@ -144,6 +148,18 @@ async fn only_system_admins_enter_the_admin_area(t: &TestDb) {
     for page in PAGES {
         let resp = admin_browser.get(page).await;
         assert_eq!(resp.status(), StatusCode::OK, "system admin on {page}");
+    }
+    for page in [
+        "/admin/users/not-an-id".to_string(),
+        format!("/admin/orgs/{}", Uuid::now_v7()),
+        format!("/admin/workflows/{}/dry-run", Uuid::now_v7()),
+    ] {
+        let resp = admin_browser.get(&page).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::NOT_FOUND,
+            "system admin on {page}"
+        );
     }
 }
 db_test!(admin_area_access, only_system_admins_enter_the_admin_area);

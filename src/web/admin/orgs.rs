@@ -137,8 +137,9 @@ async fn render_org(
 
 /// One organization's edit form.
 #[handler]
-pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::Result<Response> {
+pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<String>) -> poem::Result<Response> {
     admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     render_org(&ctx, &state, id, None, &[], StatusCode::OK).await
 }
 
@@ -147,10 +148,11 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
 pub async fn update(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Form(form): Form<OrgForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     match admin::update_org(&state.db, me, id, &form)
         .await
         .map_err(internal)?

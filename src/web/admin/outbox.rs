@@ -6,7 +6,6 @@ use poem::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::LIST_LIMIT;
 use crate::admin::{self, OutboxFilter};
@@ -61,8 +60,13 @@ pub async fn list(
 
 /// Puts a dead message back in the queue.
 #[handler]
-pub async fn retry(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::Result<Response> {
+pub async fn retry(
+    ctx: Ctx,
+    state: Data<&State>,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     // A second click (or a row that never died) changes nothing and says so.
     if admin::retry_mail(&state.db, me, id)
         .await

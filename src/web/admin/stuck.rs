@@ -72,10 +72,11 @@ pub async fn reassign(
     ctx: Ctx,
     state: Data<&State>,
     after: Data<&StuckAfter>,
-    Path(task): Path<Uuid>,
+    Path(task): Path<String>,
     Form(form): Form<ReassignForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let task = super::parse_id(&task)?;
     let key = match admin::reassign(&state.db, me, task, &form.email)
         .await
         .map_err(internal)?

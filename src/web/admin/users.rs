@@ -177,8 +177,9 @@ async fn render_user(
 
 /// One user: roles, system administration, active flag.
 #[handler]
-pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::Result<Response> {
+pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<String>) -> poem::Result<Response> {
     admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     render_user(&ctx, &state, id, &RoleForm::default(), &[], StatusCode::OK).await
 }
 
@@ -187,10 +188,11 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
 pub async fn grant_role(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Form(form): Form<RoleForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     match admin::grant_org_role(&state.db, me, id, &form.org_code, &form.role)
         .await
         .map_err(internal)?
@@ -218,9 +220,10 @@ pub async fn grant_role(
 pub async fn revoke_role(
     ctx: Ctx,
     state: Data<&State>,
-    Path((id, org)): Path<(Uuid, Uuid)>,
+    Path((id, org)): Path<(String, String)>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let (id, org) = (super::parse_id(&id)?, super::parse_id(&org)?);
     if !admin::revoke_org_role(&state.db, me, id, org)
         .await
         .map_err(internal)?
@@ -254,10 +257,11 @@ pub struct FlagForm {
 pub async fn system_admin(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Form(form): Form<FlagForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     let grant = form.value == "true";
     exists(&state, id).await?;
     if !admin::set_system_admin(&state.db, me, id, grant)
@@ -279,10 +283,11 @@ pub async fn system_admin(
 pub async fn active(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Form(form): Form<FlagForm>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     let active = form.value == "true";
     exists(&state, id).await?;
     if !admin::set_user_active(&state.db, me, id, active)

@@ -220,8 +220,9 @@ async fn render_version(
 
 /// One version: its diagram and source, and the activate button.
 #[handler]
-pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::Result<Response> {
+pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<String>) -> poem::Result<Response> {
     admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     render_version(&ctx, &state, id, None).await
 }
 
@@ -231,9 +232,10 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
 pub async fn dry_run(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> poem::Result<Response> {
     admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     let impacts = admin::migration_dry_run(&state.db, id)
         .await
         .map_err(internal)?
@@ -246,9 +248,10 @@ pub async fn dry_run(
 pub async fn activate(
     ctx: Ctx,
     state: Data<&State>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
+    let id = super::parse_id(&id)?;
     entity::workflow_definition::Entity::find_by_id(id)
         .one(&state.db)
         .await
