@@ -186,7 +186,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 report.events,
                 report.problems.len()
             );
-            Ok(if report.problems.is_empty() { 0 } else { 2 })
+            // The administrative log has its own chain (see `admin::verify_chain`).
+            let admin_broken = crate::admin::verify_chain(&conn).await?;
+            match admin_broken {
+                Some((seq, id)) => println!("admin log: chain broken at event #{seq} {id}"),
+                None => println!("admin log: chain intact"),
+            }
+            Ok(if report.problems.is_empty() && admin_broken.is_none() {
+                0
+            } else {
+                2
+            })
         }
         Command::Admin(AdminCommand::CreateUser {
             email,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub escalate_after_working_days: u32,
     /// Local hour (Asia/Shanghai, 0–23) at which the daily digest of new tasks is sent.
     pub digest_hour: u32,
+    /// Working days past a step's promised date before the admin pages list it as stuck.
+    pub stuck_after_working_days: u32,
     /// A session ends after this many minutes without a request.
     pub session_idle_minutes: u64,
     /// A session ends this many hours after login, whatever the activity.
@@ -63,6 +65,7 @@ struct Defaults {
     run_worker: bool,
     escalate_after_working_days: u32,
     digest_hour: u32,
+    stuck_after_working_days: u32,
     session_idle_minutes: u64,
     session_absolute_hours: u64,
     attachment_max_mb: usize,
@@ -85,6 +88,7 @@ impl Settings {
             run_worker: true,
             escalate_after_working_days: 3,
             digest_hour: 8,
+            stuck_after_working_days: 3,
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 20,
@@ -131,6 +135,7 @@ mod tests {
             run_worker: false,
             escalate_after_working_days: 1,
             digest_hour: 8,
+            stuck_after_working_days: 1,
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 1,

@@ -1156,13 +1156,17 @@ impl Work<'_, '_> {
             }
             Action::Transfer { to, .. } | Action::Delegate { to, .. } => {
                 let delegate = matches!(action, Action::Delegate { .. });
-                if !member {
+                // A system administrator may transfer (not delegate) any live task, as an
+                // org admin may in their organization: the way out for a task whose
+                // organization has nobody left to reassign it.
+                let overseer = org_admin || (actor.system_admin && !delegate);
+                if !member && !overseer {
                     return Err(Refusal::NotPermitted);
                 }
                 match task.status {
                     TaskStatus::Open => {}
                     TaskStatus::Claimed => {
-                        if task.claimant != Some(actor.user) && !org_admin {
+                        if task.claimant != Some(actor.user) && !overseer {
                             return Err(Refusal::ClaimedByOther);
                         }
                         // A delegated task goes back to its delegator; neither delegating

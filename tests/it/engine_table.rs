@@ -181,8 +181,16 @@ fn expected(key: &str, st: St, act: Act, role: Role) -> Exp {
             (true, true, OrgAdmin) => Refused("claimed-by-other"),
             (true, _, _) => Allowed,
         },
-        // The holder, anyone of the org while open, or the org admin overriding a claim.
-        Act::Kind(K::Transfer | K::Delegate) => {
+        // The holder, anyone of the org while open, or the org admin overriding a claim;
+        // a system administrator may transfer (reassign) any live task, but not delegate.
+        Act::Kind(K::Transfer) => {
+            if member || role == SystemAdmin {
+                Allowed
+            } else {
+                NP
+            }
+        }
+        Act::Kind(K::Delegate) => {
             if member {
                 Allowed
             } else {
@@ -1659,4 +1667,43 @@ fn remind_by_a_reviewer_of_two_involved_organizations_does_not_depend_on_id_orde
         (Ok("allowed"), Ok("allowed")),
         "reminders by a reviewer of TJ-STC and TJ-CAC on TJ-STC's and TJ-CAC's tasks"
     );
+}
+
+#[test]
+fn a_system_admin_reassigns_a_claimed_task_within_its_organization_but_cannot_delegate_it() {
+    let mut w = World::platform("P-MILCIV", &["gpu_card_hours"]);
+    w.submit();
+    let task = w.task_of("P-MILCIV").id;
+    let holder = w.reviewer("P-MILCIV");
+    w.must(&holder, &Action::Claim { task });
+    let admin = system_admin();
+    let stranger = w.reviewer("TJ-MIIT");
+    let r = w.apply(
+        &admin,
+        &Action::Transfer {
+            task,
+            to: World::assignee(&stranger),
+        },
+    );
+    assert_eq!(r.err().map(|e| e.code()), Some("not-a-colleague"));
+    let colleague = w.colleague("P-MILCIV");
+    let r = w.apply(
+        &admin,
+        &Action::Delegate {
+            task,
+            to: World::assignee(&colleague),
+        },
+    );
+    assert_eq!(r.err().map(|e| e.code()), Some("not-permitted"));
+    w.must(
+        &admin,
+        &Action::Transfer {
+            task,
+            to: World::assignee(&colleague),
+        },
+    );
+    let moved = w.task_of("P-MILCIV");
+    assert_eq!(moved.claimant, Some(colleague.user));
+    assert_eq!(moved.delegated_by, None);
+    w.assert_valid();
 }
