@@ -292,6 +292,13 @@ pub async fn set_active(
     active: bool,
 ) -> Result<Result<(), MembershipError>, anyhow::Error> {
     let txn = db.begin().await?;
+    // Changes to one organization's memberships take turns (PostgreSQL locks the row;
+    // SQLite has one writer at a time anyway): two admins deactivating each other at
+    // the same moment cannot both pass the last-admin check.
+    organization::Entity::find_by_id(org)
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
     let rows = org_membership::Entity::find()
         .filter(org_membership::Column::OrgId.eq(org))
         .filter(org_membership::Column::UserId.eq(member))
@@ -321,9 +328,6 @@ pub async fn set_active(
         .filter(org_membership::Column::UserId.eq(member))
         .exec(&txn)
         .await?;
-    // The audit record's unique sequence number also serializes two admins deactivating
-    // each other at once: one of the two transactions fails instead of both passing the
-    // last-admin check.
     record(
         &txn,
         AdminAction {

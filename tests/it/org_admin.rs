@@ -559,3 +559,50 @@ db_test!(
     org_admin_reassign,
     an_absent_colleagues_tasks_are_reassigned_through_the_engine
 );
+
+async fn two_admins_deactivating_each_other_at_once_leave_one_admin(t: &TestDb) {
+    let org = crate::helpers::org(&t.db, DISTRICT).await;
+    let a = member_of(&t.db, DISTRICT, OrgRole::OrgAdmin).await;
+    let b = member_of(&t.db, DISTRICT, OrgRole::OrgAdmin).await;
+    for _ in 0..5 {
+        let (ra, rb) = tokio::join!(
+            zhigang::org_admin::set_active(&t.db, a.0, org.0, b.0, false),
+            zhigang::org_admin::set_active(&t.db, b.0, org.0, a.0, false),
+        );
+        let active_admins = org_membership::Entity::find()
+            .filter(org_membership::Column::OrgId.eq(org.0))
+            .filter(org_membership::Column::Role.eq(OrgRole::OrgAdmin))
+            .filter(org_membership::Column::Active.eq(true))
+            .all(&t.db)
+            .await
+            .expect("query")
+            .len();
+        assert_eq!(active_admins, 1, "{ra:?} {rb:?}");
+        assert!(
+            matches!(ra, Ok(Ok(()))) || matches!(rb, Ok(Ok(()))),
+            "one of the two went through: {ra:?} {rb:?}"
+        );
+        // Both admins again for the next round.
+        for who in [a, b] {
+            org_membership::Entity::update_many()
+                .col_expr(
+                    org_membership::Column::Active,
+                    sea_orm::sea_query::Expr::value(true),
+                )
+                .filter(org_membership::Column::UserId.eq(who.0))
+                .exec(&t.db)
+                .await
+                .expect("reset");
+        }
+    }
+    assert!(
+        zhigang::admin::verify_chain(&t.db)
+            .await
+            .expect("verify")
+            .is_none()
+    );
+}
+db_test!(
+    org_admin_race,
+    two_admins_deactivating_each_other_at_once_leave_one_admin
+);
