@@ -437,10 +437,10 @@ pub struct TaskRow {
     pub application_id: Uuid,
     /// The application's reference number.
     pub reference: Option<String>,
-    /// The application type's key.
-    pub app_type: String,
-    /// The workflow step.
-    pub step: String,
+    /// The application type's name.
+    pub type_name: String,
+    /// The workflow step's name.
+    pub step_name: String,
     /// The promised date.
     pub due: NaiveDate,
     /// Past the promised date.
@@ -448,13 +448,14 @@ pub struct TaskRow {
 }
 
 /// The live tasks of `org` held by `holder`, earliest promised date first (at most
-/// [`TASK_LIST_LIMIT`]).
+/// [`TASK_LIST_LIMIT`]), with the names of their type and step in `lang`.
 pub async fn tasks_of<C: ConnectionTrait>(
     db: &C,
     org: Uuid,
     holder: Holder,
     today: NaiveDate,
-) -> Result<Vec<TaskRow>, DbErr> {
+    lang: &str,
+) -> Result<Vec<TaskRow>, StoreError> {
     let q = task::Entity::find().filter(task::Column::OrgId.eq(org));
     let q = match holder {
         Holder::User(u) => q
@@ -476,16 +477,29 @@ pub async fn tasks_of<C: ConnectionTrait>(
         .into_iter()
         .map(|a| (a.id, a))
         .collect();
+    // A handful of definition versions at most: each parsed once.
+    let orgs = store::load_orgs(db).await?;
+    let mut defs = BTreeMap::new();
+    for def_id in apps.values().map(|a| a.definition_id) {
+        if let std::collections::btree_map::Entry::Vacant(e) = defs.entry(def_id) {
+            e.insert(store::definition_by_id(db, def_id, &orgs).await?);
+        }
+    }
     Ok(tasks
         .into_iter()
         .map(|t| {
             let app = apps.get(&t.application_id);
+            let def = app.and_then(|a| defs.get(&a.definition_id));
             TaskRow {
                 task_id: t.id,
                 application_id: t.application_id,
                 reference: app.and_then(|a| a.reference.clone()),
-                app_type: app.map(|a| a.app_type.clone()).unwrap_or_default(),
-                step: t.step_id,
+                type_name: def
+                    .map(|d| d.name.get(lang).to_string())
+                    .unwrap_or_default(),
+                step_name: def
+                    .and_then(|d| d.step(&t.step_id))
+                    .map_or_else(|| t.step_id.clone(), |s| s.name.get(lang).to_string()),
                 due: t.due_date,
                 overdue: t.due_date < today,
             }

@@ -388,7 +388,7 @@ async fn render_reassign(
         ),
         Holder::Unclaimed => None,
     };
-    let tasks = domain::tasks_of(db, org, holder, today())
+    let tasks = domain::tasks_of(db, org, holder, today(), ctx.lang)
         .await
         .map_err(crate::web::internal)?;
     let task_rows: Vec<Value> = tasks
@@ -398,8 +398,8 @@ async fn render_reassign(
                 "id": t.task_id,
                 "application_id": t.application_id,
                 "reference": t.reference,
-                "app_type": t.app_type,
-                "step": t.step,
+                "type_name": t.type_name,
+                "step_name": t.step_name,
                 "due": t.due.to_string(),
                 "overdue": t.overdue,
                 "checked": typed.tasks.iter().any(|s| s == &t.task_id.to_string()),

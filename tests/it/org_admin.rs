@@ -477,6 +477,10 @@ async fn an_absent_colleagues_tasks_are_reassigned_through_the_engine(t: &TestDb
     assert_eq!(listing.status(), StatusCode::OK);
     let listing = listing.text().await.expect("body");
     assert!(listing.contains(&task1.0.to_string()) && listing.contains(&task2.0.to_string()));
+    assert!(
+        listing.contains("区级预审") && listing.contains("一企一策"),
+        "the step and type are named"
+    );
 
     // No colleague chosen: the form comes back with the choice kept.
     let t1 = task1.0.to_string();

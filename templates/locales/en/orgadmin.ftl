@@ -49,6 +49,7 @@ orgadmin-tasks-legend = Choose the tasks
 orgadmin-select-all = All open tasks of { $name }
 orgadmin-col-select = Select
 orgadmin-col-reference = Reference number
+orgadmin-col-type = Type
 orgadmin-col-step = Step
 orgadmin-col-due = Promised date
 orgadmin-open-application = View

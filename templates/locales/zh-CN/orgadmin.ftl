@@ -49,6 +49,7 @@ orgadmin-tasks-legend = 选择任务
 orgadmin-select-all = { $name } 的全部在办任务
 orgadmin-col-select = 选择
 orgadmin-col-reference = 办件编号
+orgadmin-col-type = 事项
 orgadmin-col-step = 环节
 orgadmin-col-due = 承诺期限
 orgadmin-open-application = 查看
