@@ -169,6 +169,7 @@ async fn render_overview(
     let load = domain::workload(db, org, today())
         .await
         .map_err(crate::web::internal)?;
+    let active_admins = people.iter().filter(|r| r.active && r.org_admin).count();
     let rows: Vec<Value> = people
         .iter()
         .map(|r| {
@@ -177,6 +178,9 @@ async fn render_overview(
                 .get(&r.user_id)
                 .copied()
                 .unwrap_or_default();
+            // The last active admin is offered no button to lock the organization out
+            // (the server refuses it anyway).
+            let last_admin = r.active && r.org_admin && active_admins == 1;
             json!({
                 "id": r.user_id,
                 "name": r.name,
@@ -185,6 +189,7 @@ async fn render_overview(
                 "active": r.active,
                 "pending": r.pending,
                 "is_me": Some(r.user_id) == me,
+                "can_toggle": !last_admin,
                 "open": l.open,
                 "overdue": l.overdue,
             })

@@ -445,6 +445,13 @@ async fn a_deactivated_reviewer_loses_the_organization_and_the_last_admin_stays(
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = resp.text().await.expect("body");
     assert!(body.contains("最后一位单位管理员"), "the reason is shown");
+    assert!(
+        !body.contains(&format!(
+            "action=\"/org-admin/{}/reviewers/{}/deactivate\"",
+            org.0, admin.0
+        )),
+        "and no button offers it"
+    );
     assert!(memberships(t, org, admin.0).await.iter().all(|m| m.active));
     assert_eq!(admin_events(t, "org.reviewer.deactivate").await.len(), 1);
     assert!(
@@ -520,6 +527,41 @@ async fn an_absent_colleagues_tasks_are_reassigned_through_the_engine(t: &TestDb
         .expect("history");
     assert_eq!(transfers.len(), 1, "the engine's history event records it");
     assert_eq!(transfers[0].actor_user_id, Some(admin.0));
+
+    // An unclaimed task of the organization is assigned to a colleague.
+    let (company, applicant) = company(&t.db).await;
+    let waiting_app = submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    let waiting = task_of(&t.db, waiting_app, DISTRICT).await;
+    let unclaimed_page = format!("/org-admin/{}/reassign?from=unclaimed", org.0);
+    assert!(
+        a.get(&unclaimed_page)
+            .await
+            .text()
+            .await
+            .expect("body")
+            .contains(&waiting.0.to_string())
+    );
+    let resp = a
+        .submit(
+            &unclaimed_page,
+            &action,
+            &[
+                ("from", "unclaimed"),
+                ("task", &waiting.0.to_string()),
+                ("to", &to),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let row = task::Entity::find_by_id(waiting.0)
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("task");
+    assert_eq!(
+        (row.status, row.claimant_id),
+        (TaskStatus::Claimed, Some(stand_in.0))
+    );
 
     // A task that was handled meanwhile is refused with the engine's reason.
     store::execute(
