@@ -12,7 +12,7 @@ use entity::{account_token, application, org_membership, organization, task, use
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -161,27 +161,51 @@ pub async fn invite(
         .await?
         .ok_or_else(|| anyhow::anyhow!("admin vanished"))?;
     let txn = db.begin().await?;
+    match invite_in(&txn, &inv, &email, &org, &admin).await {
+        Ok(Ok(outcome)) => {
+            txn.commit().await?;
+            Ok(Ok(outcome))
+        }
+        Ok(Err(errors)) => {
+            txn.rollback().await?;
+            Ok(Err(errors))
+        }
+        // Two admins inviting the same address at once: the second meets the unique
+        // index on the email or on the membership, and is told as for any repeat.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Ok(Err(vec![err("email", "orgadmin-error-already-member")]))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn invite_in(
+    txn: &sea_orm::DatabaseTransaction,
+    inv: &Invite<'_>,
+    email: &str,
+    org: &organization::Model,
+    admin: &user::Model,
+) -> Result<Result<Invited, Vec<FieldError>>, DbErr> {
+    let email = email.to_string();
     let now = store::now();
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(&txn)
+        .one(txn)
         .await?;
     let outcome = match existing {
         Some(u) => {
             let memberships = org_membership::Entity::find()
                 .filter(org_membership::Column::OrgId.eq(inv.org))
                 .filter(org_membership::Column::UserId.eq(u.id))
-                .all(&txn)
+                .all(txn)
                 .await?;
             if memberships.iter().any(|m| m.active) {
-                txn.rollback().await?;
                 return Ok(Err(vec![err("email", "orgadmin-error-already-member")]));
             }
             if !memberships.is_empty() {
-                txn.rollback().await?;
                 return Ok(Err(vec![err("email", "orgadmin-error-inactive-member")]));
             }
-            add_membership(&txn, inv.org, u.id, inv.role, now).await?;
+            add_membership(txn, inv.org, u.id, inv.role, now).await?;
             Invited::ExistingUser(u.id)
         }
         None => {
@@ -198,12 +222,12 @@ pub async fn invite(
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
-            add_membership(&txn, inv.org, id, inv.role, now).await?;
+            add_membership(txn, inv.org, id, inv.role, now).await?;
             let expires = now + Duration::days(INVITATION_DAYS);
             let token = crate::accounts::issue_token(
-                &txn,
+                txn,
                 id,
                 INVITATION_TOKEN,
                 Duration::days(INVITATION_DAYS),
@@ -216,7 +240,7 @@ pub async fn invite(
             };
             // A path: the mail composer puts the portal's base URL in front of it.
             crate::accounts::queue_account_mail(
-                &txn,
+                txn,
                 "invitation",
                 &u,
                 json!({
@@ -231,7 +255,7 @@ pub async fn invite(
         }
     };
     record(
-        &txn,
+        txn,
         AdminAction {
             actor: inv.admin,
             org: Some(inv.org),
@@ -247,7 +271,6 @@ pub async fn invite(
         },
     )
     .await?;
-    txn.commit().await?;
     Ok(Ok(outcome))
 }
 

@@ -652,3 +652,39 @@ db_test!(
     org_admin_race,
     two_admins_deactivating_each_other_at_once_leave_one_admin
 );
+
+async fn two_admins_inviting_the_same_address_at_once_make_one_account(t: &TestDb) {
+    use zhigang::org_admin::{Invite, invite};
+    let org = crate::helpers::org(&t.db, DISTRICT).await;
+    let a = member_of(&t.db, DISTRICT, OrgRole::OrgAdmin).await;
+    let b = member_of(&t.db, DISTRICT, OrgRole::OrgAdmin).await;
+    let email = format!("twice-{}@example.cn", Uuid::now_v7().simple());
+    let ask = |admin: UserId| Invite {
+        admin: admin.0,
+        org: org.0,
+        email: &email,
+        role: OrgRole::Reviewer,
+        locale: "zh-CN",
+    };
+    let (ra, rb) = tokio::join!(invite(&t.db, ask(a)), invite(&t.db, ask(b)));
+    let ok = [&ra, &rb].iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(ok, 1, "{ra:?} {rb:?}");
+    let users = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .all(&t.db)
+        .await
+        .expect("query");
+    assert_eq!(users.len(), 1);
+    assert_eq!(memberships(t, org, users[0].id).await.len(), 1);
+    let mails = outbox::Entity::find()
+        .filter(outbox::Column::RecipientUserId.eq(users[0].id))
+        .all(&t.db)
+        .await
+        .expect("query");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(admin_events(t, "org.reviewer.invite").await.len(), 1);
+}
+db_test!(
+    org_admin_invite_race,
+    two_admins_inviting_the_same_address_at_once_make_one_account
+);
