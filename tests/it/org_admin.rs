@@ -264,6 +264,27 @@ async fn an_invited_reviewer_sets_name_and_password_and_joins_the_organization(t
         "no secret but the link"
     );
     let token = link.split("token=").nth(1).expect("token").to_string();
+    // The email, as the worker renders it, links to the page under the portal's address
+    // and names the organization and the inviter.
+    let orgs = store::load_orgs(&t.db).await.expect("orgs");
+    let defs = zhigang::mail::compose::DefinitionCache::default();
+    let data = zhigang::mail::compose::context(&t.db, &mail, &orgs, &defs, "http://portal.test")
+        .await
+        .expect("compose");
+    let rendered = zhigang::mail::render::Renderer::new()
+        .expect("templates")
+        .render("invitation", zhigang::mail::render::Lang::Zh, &data)
+        .expect("render");
+    assert!(
+        rendered.text.contains(&format!("http://portal.test{link}")),
+        "{}",
+        rendered.text
+    );
+    assert!(
+        rendered.subject.contains("滨海新区"),
+        "{}",
+        rendered.subject
+    );
 
     // Nobody can sign in before the invitation is accepted.
     let guest = TestApp {
