@@ -74,12 +74,15 @@ pub async fn reviewers<C: ConnectionTrait>(db: &C, org: Uuid) -> Result<Vec<Revi
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    // A user may hold two rows (reviewer and org admin): one line each person.
+    // A user may hold two rows (reviewer and org admin): one line each person, with the
+    // role of their active rows (or of any row, when none is active).
     let mut by_user: BTreeMap<Uuid, Reviewer> = BTreeMap::new();
-    for m in rows {
+    let mut admin_rows: BTreeMap<Uuid, (bool, bool)> = BTreeMap::new();
+    for m in &rows {
         let Some(u) = users.get(&m.user_id) else {
             continue;
         };
+        let live = m.active && u.active;
         let r = by_user.entry(u.id).or_insert_with(|| Reviewer {
             user_id: u.id,
             name: u.name.clone(),
@@ -88,12 +91,16 @@ pub async fn reviewers<C: ConnectionTrait>(db: &C, org: Uuid) -> Result<Vec<Revi
             active: false,
             pending: u.password_hash == NO_PASSWORD,
         });
-        if m.active && u.active {
-            r.active = true;
-            r.org_admin |= m.role == OrgRole::OrgAdmin;
-        } else if !r.active {
-            r.org_admin |= m.role == OrgRole::OrgAdmin;
+        r.active |= live;
+        let (active_admin, any_admin) = admin_rows.entry(u.id).or_default();
+        if m.role == OrgRole::OrgAdmin {
+            *any_admin = true;
+            *active_admin |= live;
         }
+    }
+    for r in by_user.values_mut() {
+        let (active_admin, any_admin) = admin_rows.get(&r.user_id).copied().unwrap_or_default();
+        r.org_admin = if r.active { active_admin } else { any_admin };
     }
     let mut out: Vec<Reviewer> = by_user.into_values().collect();
     out.sort_by(|a, b| {
