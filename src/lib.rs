@@ -14,6 +14,7 @@ pub mod db;
 pub mod forms;
 pub mod ids;
 pub mod mail;
+pub mod org_admin;
 pub mod organizations;
 pub mod passwords;
 pub mod reports;

@@ -80,13 +80,14 @@ pub fn t_args(lang: &str, key: &str, args: &[(&str, String)]) -> String {
 /// Every message key of a language's catalog (for the completeness test).
 pub fn keys(lang: &str) -> Vec<String> {
     // Each area of the portal keeps its messages in its own file; all are loaded.
-    let sources: [&str; 5] = match lang {
+    let sources: [&str; 6] = match lang {
         "en" => [
             include_str!("../../templates/locales/en/main.ftl"),
             include_str!("../../templates/locales/en/review.ftl"),
             include_str!("../../templates/locales/en/admin.ftl"),
             include_str!("../../templates/locales/en/reports.ftl"),
             include_str!("../../templates/locales/en/notify.ftl"),
+            include_str!("../../templates/locales/en/orgadmin.ftl"),
         ],
         _ => [
             include_str!("../../templates/locales/zh-CN/main.ftl"),
@@ -94,6 +95,7 @@ pub fn keys(lang: &str) -> Vec<String> {
             include_str!("../../templates/locales/zh-CN/admin.ftl"),
             include_str!("../../templates/locales/zh-CN/reports.ftl"),
             include_str!("../../templates/locales/zh-CN/notify.ftl"),
+            include_str!("../../templates/locales/zh-CN/orgadmin.ftl"),
         ],
     };
     sources

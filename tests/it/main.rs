@@ -11,6 +11,7 @@ mod filing;
 mod helpers;
 mod mail;
 mod notify;
+mod org_admin;
 mod reports;
 mod review;
 mod store;
