@@ -118,36 +118,6 @@ pub fn own_link(base: &str, link: Option<&str>) -> String {
     }
 }
 
-#[cfg(test)]
-mod link_tests {
-    use super::own_link;
-
-    #[test]
-    fn account_links_lead_into_the_portal_only() {
-        let base = "https://portal.example";
-        assert_eq!(
-            own_link(base, Some("/verify-email?token=abc")),
-            "https://portal.example/verify-email?token=abc"
-        );
-        assert_eq!(
-            own_link(base, Some("https://portal.example/password/reset?token=x")),
-            "https://portal.example/password/reset?token=x"
-        );
-        for other in [
-            None,
-            Some("https://evil.example/x"),
-            Some("//evil.example/x"),
-            Some("https://portal.example.evil/x"),
-        ] {
-            assert_eq!(
-                own_link(base, other),
-                "https://portal.example/",
-                "{other:?}"
-            );
-        }
-    }
-}
-
 /// Builds the template context of `row`.
 pub async fn context(
     db: &DatabaseConnection,
@@ -380,4 +350,34 @@ async fn digest_tasks(
 /// Today in the portal's time zone (for the timers).
 pub fn today() -> NaiveDate {
     local_date(store::now())
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::own_link;
+
+    #[test]
+    fn account_links_lead_into_the_portal_only() {
+        let base = "https://portal.example";
+        assert_eq!(
+            own_link(base, Some("/verify-email?token=abc")),
+            "https://portal.example/verify-email?token=abc"
+        );
+        assert_eq!(
+            own_link(base, Some("https://portal.example/password/reset?token=x")),
+            "https://portal.example/password/reset?token=x"
+        );
+        for other in [
+            None,
+            Some("https://evil.example/x"),
+            Some("//evil.example/x"),
+            Some("https://portal.example.evil/x"),
+        ] {
+            assert_eq!(
+                own_link(base, other),
+                "https://portal.example/",
+                "{other:?}"
+            );
+        }
+    }
 }

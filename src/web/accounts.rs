@@ -624,6 +624,27 @@ async fn set_active(
     let Some(user) = &ctx.user else {
         return Ok(redirect("/login"));
     };
+    // A colleague of another company (or no company) is not known here: 404. A colleague
+    // the user may see but not change (not the company admin, or themselves): 403.
+    let not_found = || poem::Error::from_status(StatusCode::NOT_FOUND);
+    let Some((company, is_admin)) = accounts::membership(&state.db, user.user.id)
+        .await
+        .map_err(crate::web::internal)?
+    else {
+        return Err(not_found());
+    };
+    let colleague = entity::company_member::Entity::find()
+        .filter(entity::company_member::Column::CompanyId.eq(company))
+        .filter(entity::company_member::Column::UserId.eq(member))
+        .one(&state.db)
+        .await
+        .map_err(crate::web::internal)?;
+    if colleague.is_none() {
+        return Err(not_found());
+    }
+    if !is_admin || member == user.user.id {
+        return Err(poem::Error::from_status(StatusCode::FORBIDDEN));
+    }
     if accounts::set_member_active(&state.db, user.user.id, member, active)
         .await
         .map_err(crate::web::internal)?

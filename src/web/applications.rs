@@ -62,6 +62,26 @@ async fn load_visible(
     Ok((app, def, orgs))
 }
 
+/// The application, if the user is an active member of its company: the pages that
+/// prepare, submit, withdraw or rate an application are the applicant's alone. Anyone
+/// else — reviewers and administrators included — is told it does not exist.
+async fn load_own(
+    state: &State,
+    user: UserId,
+    id: Uuid,
+) -> poem::Result<(application::Model, Definition, OrgDirectory)> {
+    let loaded = load_visible(state, user, id).await?;
+    let member = company_member::Entity::find()
+        .filter(company_member::Column::CompanyId.eq(loaded.0.company_id))
+        .filter(company_member::Column::UserId.eq(user.0))
+        .filter(company_member::Column::Active.eq(true))
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .is_some();
+    if member { Ok(loaded) } else { Err(not_found()) }
+}
+
 pub(crate) fn status_label(lang: &str, status: ApplicationStatus) -> String {
     let key = match status {
         ApplicationStatus::Draft => "status-draft",
@@ -667,7 +687,7 @@ pub async fn section_form(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, def, orgs) = load_visible(&state, user, id).await?;
+    let (app, def, orgs) = load_own(&state, user, id).await?;
     let values = app.form_data.clone();
     render_section(
         &ctx,
@@ -698,7 +718,7 @@ pub async fn section_save(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, def, orgs) = load_visible(&state, user, id).await?;
+    let (app, def, orgs) = load_own(&state, user, id).await?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
@@ -753,7 +773,7 @@ pub async fn section_save(
     {
         Ok(_) => Ok(redirect(&format!("/applications/{id}"))),
         Err(StoreError::Conflict) => {
-            let (app, def, orgs) = load_visible(&state, user, id).await?;
+            let (app, def, orgs) = load_own(&state, user, id).await?;
             render_section(
                 &ctx,
                 &state,
@@ -789,7 +809,7 @@ pub async fn upload(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let _ = load_visible(&state, user, id).await?;
+    let _ = load_own(&state, user, id).await?;
     let (name, bytes) = uploaded_file(&mut multipart).await?;
     let back = format!("/applications/{id}");
     let stored = match put_document(&ctx, &state, bytes).await {
@@ -854,7 +874,7 @@ async fn check_page(
     id: Uuid,
     refusal: Option<&Refusal>,
 ) -> poem::Result<Response> {
-    let (app, def, orgs) = load_visible(state, user, id).await?;
+    let (app, def, orgs) = load_own(state, user, id).await?;
     let current = current_attachments(state, app.id).await?;
     let sections: Vec<Value> = def
         .sections
@@ -931,7 +951,7 @@ pub async fn submit(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, _, _) = load_visible(&state, user, id).await?;
+    let (app, _, _) = load_own(&state, user, id).await?;
     let action = if app.status == ApplicationStatus::Returned {
         Action::Resubmit { note: None }
     } else {
@@ -956,7 +976,7 @@ pub async fn submitted(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, def, _) = load_visible(&state, user, id).await?;
+    let (app, def, _) = load_own(&state, user, id).await?;
     if app.reference.is_none() {
         return Ok(redirect(&format!("/applications/{id}")));
     }
@@ -977,7 +997,7 @@ pub async fn withdraw_form(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let (app, def, _) = load_visible(&state, user, id).await?;
+    let (app, def, _) = load_own(&state, user, id).await?;
     ctx.page(
         &state,
         "pages/app_withdraw",
@@ -1003,7 +1023,7 @@ pub async fn withdraw(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let _ = load_visible(&state, user, id).await?;
+    let _ = load_own(&state, user, id).await?;
     let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
     match store::execute(
         &state.db,
@@ -1094,7 +1114,7 @@ pub async fn rate(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let _ = load_visible(&state, user, id).await?;
+    let _ = load_own(&state, user, id).await?;
     let Ok(score) = form.score.parse::<i32>() else {
         ctx.session.flash("flash-rating-choose");
         return Ok(redirect(&format!("/applications/{id}/decision")));
@@ -1128,7 +1148,7 @@ pub async fn from_profile(
     let Some(user) = ctx.user_id() else {
         return Ok(redirect("/login"));
     };
-    let _ = load_visible(&state, user, id).await?;
+    let _ = load_own(&state, user, id).await?;
     match store::attach_from_profile(&state.db, ApplicationId(id), user, &material).await {
         Ok(_) => {
             ctx.session.flash("flash-upload-done");

@@ -127,7 +127,8 @@ async fn index(ctx: Ctx, state: Data<&State>) -> poem::Result<Response> {
     }
     let orgs: Vec<Uuid> = ctx.roles.admin_of.iter().copied().collect();
     match orgs.as_slice() {
-        [] => Err(poem::Error::from_status(StatusCode::FORBIDDEN)),
+        // Like every area page a user has no part in (/admin, /inbox): not found.
+        [] => Err(poem::Error::from_status(StatusCode::NOT_FOUND)),
         [only] => Ok(redirect(&format!("/org-admin/{only}"))),
         many => {
             let mut list = Vec::new();

@@ -23,7 +23,7 @@ use zhigang::workflow::engine::Action;
 use crate::db_test;
 use crate::helpers::*;
 use crate::review::{REVIEWER_PASSWORD, login_user, session_for};
-use crate::web::{TestApp, client, csrf_of, spawn_app};
+use crate::web::{TestApp, client, csrf_of, settings_for};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +68,8 @@ pub enum Expect {
     NotFound,
     /// 403: visible, but not theirs to do.
     Forbidden,
+    /// 303 somewhere other than the login page.
+    Elsewhere,
     /// Allowed: the action was taken or refused on its merits (303, 409 or 422), never a
     /// refusal of access.
     Allowed,
@@ -85,6 +87,7 @@ fn matches(expect: Expect, status: StatusCode, location: &str) -> bool {
         Expect::Login => status == StatusCode::SEE_OTHER && location == "/login",
         Expect::NotFound => status == StatusCode::NOT_FOUND,
         Expect::Forbidden => status == StatusCode::FORBIDDEN,
+        Expect::Elsewhere => status == StatusCode::SEE_OTHER && location != "/login",
         Expect::Allowed => {
             (status == StatusCode::SEE_OTHER && location != "/login")
                 || status == StatusCode::CONFLICT
@@ -112,6 +115,8 @@ pub struct Objects {
     pub other_org: Uuid,
     /// The id of the holding organization (滨海新区).
     pub holder_org: Uuid,
+    /// The holding organization's reviewer.
+    pub holder_user: Uuid,
 }
 
 /// The portal with one logged-in session per role and the objects.
@@ -132,7 +137,15 @@ async fn set_password(t: &TestDb, user: UserId) {
 }
 
 pub async fn world(t: &TestDb) -> World {
-    let web = spawn_app(t).await;
+    // The portal, with a data directory this test also writes attachments into.
+    let data_dir = t.data_dir();
+    let mut settings = settings_for(t, "http://portal.test");
+    settings.data_dir = data_dir.clone();
+    let portal = zhigang::startup::Application::with_database(&settings, t.db.clone())
+        .await
+        .expect("build app");
+    let base = format!("http://{}", portal.addr());
+    tokio::spawn(portal.run());
     let (company_a, applicant_a) = company(&t.db).await;
     let (_company_b, applicant_b) = company(&t.db).await;
     set_password(t, applicant_a).await;
@@ -162,13 +175,27 @@ pub async fn world(t: &TestDb) -> World {
     .expect("draft");
     let decided = decided_application(t, company_a, applicant_a).await;
     let task = task_of(&t.db, app, "D-120116").await;
-    let attachment = attachment::Entity::find()
+    // Give one attachment real stored content, in the store the portal reads.
+    let row = attachment::Entity::find()
         .filter(attachment::Column::ApplicationId.eq(app.0))
         .one(&t.db)
         .await
         .expect("query")
-        .expect("attachment")
-        .id;
+        .expect("attachment");
+    let attachment = row.id;
+    let files =
+        zhigang::attachments::AttachmentStore::local(&data_dir.join("attachments"), 1024 * 1024)
+            .expect("store");
+    let stored = files
+        .put(bytes::Bytes::from_static(
+            b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+        ))
+        .await
+        .expect("put");
+    let mut am: attachment::ActiveModel = row.into();
+    am.storage_key = Set(stored.key.clone());
+    am.sha256 = Set(stored.sha256.clone());
+    am.update(&t.db).await.expect("attachment");
 
     let holder = login_user(t, "D-120116", OrgRole::Reviewer).await;
     let other = login_user(t, "D-120101", OrgRole::Reviewer).await;
@@ -189,7 +216,7 @@ pub async fn world(t: &TestDb) -> World {
     sessions.insert(
         Anonymous,
         TestApp {
-            base: web.base.clone(),
+            base: base.clone(),
             client: client(),
         },
     );
@@ -201,7 +228,7 @@ pub async fn world(t: &TestDb) -> World {
         (OrgAdmin, admin),
         (SystemAdmin, sysadmin),
     ] {
-        sessions.insert(role, session_for(t, &web.base, who).await);
+        sessions.insert(role, session_for(t, &base, who).await);
     }
     World {
         sessions,
@@ -214,6 +241,7 @@ pub async fn world(t: &TestDb) -> World {
             member: colleague.0,
             other_org: org(&t.db, "D-120101").await.0,
             holder_org: org(&t.db, "D-120116").await.0,
+            holder_user: holder.0,
         },
     }
 }
@@ -272,7 +300,7 @@ fn post(path: String, fields: &[(&'static str, &str)], expect: [Expect; 7]) -> R
     }
 }
 
-use Expect::{Allowed as A, Forbidden as F, Login as L, NotFound as N, Ok as O};
+use Expect::{Allowed as A, Elsewhere as R, Forbidden as F, Login as L, NotFound as N, Ok as O};
 
 /// The matrix: columns are [`ROLES`] in order —
 /// anonymous, applicant A, applicant B, holder reviewer, other reviewer, org admin, system admin.
@@ -285,8 +313,9 @@ pub fn rows(o: &Objects) -> Vec<Row> {
     vec![
         // Public pages.
         get("/".into(), [O, O, O, O, O, O, O]),
-        get("/login".into(), [O, O, O, O, O, O, O]),
-        get("/register".into(), [O, O, O, O, O, O, O]),
+        // Signed in, the login and registration pages lead to the account.
+        get("/login".into(), [O, R, R, R, R, R, R]),
+        get("/register".into(), [O, R, R, R, R, R, R]),
         // The account, for everyone logged in.
         get("/account".into(), [L, O, O, O, O, O, O]),
         get("/account/notifications".into(), [L, O, O, O, O, O, O]),
@@ -307,9 +336,10 @@ pub fn rows(o: &Objects) -> Vec<Row> {
             format!("/applications/{draft}/check"),
             [L, O, N, N, N, N, N],
         ),
+        // The decision letter: the company, the organizations that handled it, admins.
         get(
             format!("/applications/{decided}/decision"),
-            [L, O, N, N, N, N, O],
+            [L, O, N, O, N, O, O],
         ),
         get(
             format!("/applications/{app}/withdraw"),
@@ -331,6 +361,65 @@ pub fn rows(o: &Objects) -> Vec<Row> {
             format!("/reports?org={}", o.holder_org),
             [L, N, N, O, N, O, O],
         ),
+        // Reports' exports follow the dashboard; the monitoring catalogue is the city's.
+        get("/reports/status.csv".into(), [L, N, N, O, O, O, O]),
+        get(
+            format!("/reports/overdue.csv?org={}", o.other_org),
+            [L, N, N, N, O, N, O],
+        ),
+        get("/reports/catalogue".into(), [L, N, N, N, N, N, O]),
+        get("/reports/catalogue.csv".into(), [L, N, N, N, N, N, O]),
+        // System administration: system administrators only; nobody else learns it exists.
+        get("/admin".into(), [L, N, N, N, N, N, O]),
+        get("/admin/users".into(), [L, N, N, N, N, N, O]),
+        get(
+            format!("/admin/users/{}", o.holder_user),
+            [L, N, N, N, N, N, O],
+        ),
+        get("/admin/orgs".into(), [L, N, N, N, N, N, O]),
+        get(
+            format!("/admin/orgs/{}", o.holder_org),
+            [L, N, N, N, N, N, O],
+        ),
+        get("/admin/workflows".into(), [L, N, N, N, N, N, O]),
+        get("/admin/calendar".into(), [L, N, N, N, N, N, O]),
+        get("/admin/outbox".into(), [L, N, N, N, N, N, O]),
+        get("/admin/audit".into(), [L, N, N, N, N, N, O]),
+        get("/admin/audit/verify".into(), [L, N, N, N, N, N, O]),
+        get("/admin/stuck".into(), [L, N, N, N, N, N, O]),
+        post(
+            format!("/admin/outbox/{}/retry", Uuid::now_v7()),
+            &[],
+            [L, N, N, N, N, N, N],
+        ),
+        post(
+            format!("/admin/users/{}/active", o.member),
+            &[("active", "true")],
+            [L, N, N, N, N, N, A],
+        ),
+        // Organization administration: an org admin, of their own organization only.
+        get("/org-admin".into(), [L, N, N, N, N, R, N]),
+        get(
+            format!("/org-admin/{}", o.holder_org),
+            [L, N, N, N, N, O, N],
+        ),
+        get(format!("/org-admin/{}", o.other_org), [L, N, N, N, N, N, N]),
+        post(
+            format!(
+                "/org-admin/{}/reviewers/{}/reactivate",
+                o.holder_org, o.holder_user
+            ),
+            &[],
+            [L, N, N, N, N, A, N],
+        ),
+        post(
+            format!(
+                "/org-admin/{}/reviewers/{}/reactivate",
+                o.other_org, o.holder_user
+            ),
+            &[],
+            [L, N, N, N, N, N, N],
+        ),
         // Actions on another company's objects and on tasks.
         post(
             format!("/applications/{draft}/sections/company"),
@@ -345,7 +434,7 @@ pub fn rows(o: &Objects) -> Vec<Row> {
         post(
             format!("/applications/{decided}/rating"),
             &[("score", "5"), ("comment", "好")],
-            [L, A, N, N, N, N, F],
+            [L, A, N, N, N, N, N],
         ),
         post(
             format!("/company/members/{}/deactivate", o.member),
@@ -366,7 +455,7 @@ pub fn rows(o: &Objects) -> Vec<Row> {
         post(
             format!("/applications/{app}/withdraw"),
             &[("reason", "不再需要")],
-            [L, A, N, F, N, F, F],
+            [L, A, N, N, N, N, N],
         ),
     ]
 }

@@ -67,6 +67,14 @@ pub async fn retry(
 ) -> poem::Result<Response> {
     let me = admin_only!(ctx);
     let id = super::parse_id(&id)?;
+    if <entity::outbox::Entity as sea_orm::EntityTrait>::find_by_id(id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .is_none()
+    {
+        return Err(poem::Error::from_status(poem::http::StatusCode::NOT_FOUND));
+    }
     // A second click (or a row that never died) changes nothing and says so.
     if admin::retry_mail(&state.db, me, id)
         .await
