@@ -1443,3 +1443,29 @@ db_test!(
     timers_fire_once,
     a_timer_that_came_due_while_stopped_fires_once_even_with_two_workers
 );
+
+/// Account emails carry their own link (with its token) into the portal, not the home page.
+async fn an_account_email_links_to_its_token_page(t: &TestDb) {
+    let smtp = SmtpServer::start_new().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let w = Worker::new(t.db.clone(), &settings(Some(smtp.url()), dir.path())).expect("worker");
+    let (_company, applicant) = company(&t.db).await;
+    let email = email_of(t, applicant).await;
+    zhigang::accounts::request_password_reset(&t.db, &email, &format!("{BASE_URL}/"))
+        .await
+        .expect("reset requested");
+    drain(&w, t, Duration::from_secs(20)).await;
+    let got = smtp.wait_for(1, Duration::from_secs(10)).await;
+    let links = got[0].links();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.starts_with(&format!("{BASE_URL}/password/reset?token="))),
+        "the reset link: {links:?}"
+    );
+    assert!(
+        got[0].text().contains("/password/reset?token="),
+        "in the text part too"
+    );
+}
+db_test!(account_mail_link, an_account_email_links_to_its_token_page);
