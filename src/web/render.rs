@@ -135,6 +135,26 @@ mod tests {
         for r in &refusals {
             used.push(format!("refusal-{}", r.code()));
         }
+        // The workbench's flash after each action and its task statuses.
+        for k in ActionKind::ALL {
+            if !matches!(
+                k,
+                ActionKind::Submit | ActionKind::Resubmit | ActionKind::Withdraw
+            ) {
+                used.push(format!("review-done-{}", k.as_str()));
+            }
+        }
+        for s in [
+            "open",
+            "claimed",
+            "approved",
+            "returned",
+            "rejected",
+            "cancelled",
+            "removed",
+        ] {
+            used.push(format!("review-task-{s}"));
+        }
         // Every kind of mail, named in the delivery log.
         for kind in crate::mail::render::kinds() {
             used.push(format!("mail-{kind}"));
