@@ -449,6 +449,29 @@ pub async fn workload<C: ConnectionTrait>(
     Ok(w)
 }
 
+/// When each reviewer last acted for `org` (the newest history event they recorded for
+/// it), by one aggregate query over the history's (organization, user, time) index.
+pub async fn last_activity<C: ConnectionTrait>(
+    db: &C,
+    org: Uuid,
+) -> Result<BTreeMap<Uuid, chrono::DateTime<chrono::Utc>>, DbErr> {
+    use entity::history_event;
+    let rows: Vec<(Option<Uuid>, Option<chrono::DateTime<chrono::Utc>>)> =
+        history_event::Entity::find()
+            .select_only()
+            .column(history_event::Column::ActorUserId)
+            .column_as(history_event::Column::CreatedAt.max(), "last")
+            .filter(history_event::Column::ActorOrgId.eq(org))
+            .group_by(history_event::Column::ActorUserId)
+            .into_tuple()
+            .all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(u, t)| Some((u?, t?)))
+        .collect())
+}
+
 /// Whose tasks to list for reassignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {

@@ -77,10 +77,43 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // The reviewer's "done" tab, and each reviewer's last activity for their org admin.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_tasks_acted_by_closed_at")
+                    .table("tasks")
+                    .col("acted_by")
+                    .col("closed_at")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_history_events_actor_org_id_actor_user_id_created_at")
+                    .table("history_events")
+                    .col("actor_org_id")
+                    .col("actor_user_id")
+                    .col("created_at")
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (name, table) in [
+            (
+                "ix_history_events_actor_org_id_actor_user_id_created_at",
+                "history_events",
+            ),
+            ("ix_tasks_acted_by_closed_at", "tasks"),
+        ] {
+            manager
+                .drop_index(Index::drop().name(name).table(table).to_owned())
+                .await?;
+        }
         manager
             .drop_table(Table::drop().table("application_copies").to_owned())
             .await?;

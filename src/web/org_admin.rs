@@ -170,6 +170,9 @@ async fn render_overview(
     let load = domain::workload(db, org, today())
         .await
         .map_err(crate::web::internal)?;
+    let last = domain::last_activity(db, org)
+        .await
+        .map_err(crate::web::internal)?;
     let active_admins = people.iter().filter(|r| r.active && r.org_admin).count();
     let rows: Vec<Value> = people
         .iter()
@@ -193,6 +196,7 @@ async fn render_overview(
                 "can_toggle": !last_admin,
                 "open": l.open,
                 "overdue": l.overdue,
+                "last_activity": last.get(&r.user_id).map(|t| crate::calendar::local_time(*t).format("%Y-%m-%d %H:%M").to_string()),
             })
         })
         .collect();

@@ -196,6 +196,28 @@ async fn the_workload_counts_open_and_overdue_tasks_per_reviewer(t: &TestDb) {
         Default::default(),
         "nothing leaks across organizations"
     );
+
+    // Last activity: the newest event the reviewer recorded for the organization (the claims).
+    let last = zhigang::org_admin::last_activity(&t.db, org.0)
+        .await
+        .expect("last activity");
+    let newest = entity::history_event::Entity::find()
+        .filter(entity::history_event::Column::ActorUserId.eq(busy.0))
+        .all(&t.db)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.created_at)
+        .max()
+        .expect("the claims");
+    assert_eq!(last.get(&busy.0), Some(&newest));
+    assert_eq!(last.len(), 1, "only those who acted for it");
+    assert!(
+        zhigang::org_admin::last_activity(&t.db, crate::helpers::org(&t.db, "D-120101").await.0)
+            .await
+            .expect("other")
+            .is_empty()
+    );
 }
 db_test!(
     org_admin_workload,

@@ -69,3 +69,5 @@ orgadmin-field-name = Name
 orgadmin-invitation-submit = Finish and sign in
 orgadmin-invitation-invalid = This invitation link is not valid or has been used. Ask your organization's administrator to invite you again.
 orgadmin-invitation-expired = This invitation link has expired. Ask your organization's administrator to invite you again.
+orgadmin-col-last-activity = Last activity
+orgadmin-never = None yet

@@ -69,3 +69,5 @@ orgadmin-field-name = 姓名
 orgadmin-invitation-submit = 完成并登录
 orgadmin-invitation-invalid = 邀请链接无效或已使用。请联系单位管理员重新邀请。
 orgadmin-invitation-expired = 邀请链接已过期。请联系单位管理员重新邀请。
+orgadmin-col-last-activity = 最近办理
+orgadmin-never = 尚无
