@@ -662,3 +662,54 @@ async fn only_the_tasks_organizations_may_open_or_act(t: &TestDb) {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 db_test!(task_access, only_the_tasks_organizations_may_open_or_act);
+
+async fn an_organization_copied_on_a_step_reads_it_in_its_copied_tab(t: &TestDb) {
+    let web = spawn_app(t).await;
+    let (company, applicant) = company(&t.db).await;
+    let form = serde_json::json!({
+        "service_kind": "fast_protection",
+        "online_infringement": true,
+        "ip_kind": "invention_patent",
+        "ip_number": "ZL202610000001.1",
+        "title": "一种服务机器人的导航方法",
+        "urgency": "线上店铺大量仿冒,急需快速维权",
+    });
+    let app = store::create_draft(&t.db, company, applicant, "ip_fast_track", form)
+        .await
+        .expect("draft");
+    attach_materials(&t.db, app, company, applicant, &["ip_certificate"]).await;
+    store::execute(&t.db, app, applicant, Action::Submit)
+        .await
+        .expect("submit");
+
+    let cac = login_user(t, "TJ-CAC", OrgRole::Reviewer).await;
+    let s = session_for(t, &web.base, cac).await;
+    let page = text(s.get("/inbox?tab=copied").await).await;
+    let link = format!("/applications/{}", app.0);
+    assert!(page.contains(&link), "the copy is listed: {page}");
+    assert!(!page.contains("href=\"/tasks/"), "but no task of theirs");
+    assert_eq!(
+        s.get(&link).await.status(),
+        StatusCode::OK,
+        "they may read it"
+    );
+    let amr_task = task_of(&t.db, app, "TJ-AMR").await;
+    assert_eq!(
+        s.get(&format!("/tasks/{}", amr_task.0)).await.status(),
+        StatusCode::NOT_FOUND,
+        "the task stays the holder's"
+    );
+    // An organization not copied sees nothing.
+    let stc = login_user(t, "TJ-STC", OrgRole::Reviewer).await;
+    let other = session_for(t, &web.base, stc).await;
+    assert!(
+        !text(other.get("/inbox?tab=copied").await)
+            .await
+            .contains(&link)
+    );
+    assert_eq!(other.get(&link).await.status(), StatusCode::NOT_FOUND);
+}
+db_test!(
+    copied,
+    an_organization_copied_on_a_step_reads_it_in_its_copied_tab
+);
