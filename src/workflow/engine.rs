@@ -1129,6 +1129,8 @@ impl Work<'_, '_> {
                 if self.round_has_live_task() {
                     // 一次性告知: the other organizations of the step go on deciding and may
                     // add their own items; the applicant hears once, when the step is done.
+                    // Until then the hold is for reviewers only.
+                    self.internal = true;
                     self.detail("held", json!(true));
                 } else {
                     self.return_merged();
