@@ -233,7 +233,10 @@ pub enum Action {
         /// The opinion (required).
         opinion: String,
     },
-    /// A reviewer returns the application for revision, listing everything to fix.
+    /// A reviewer returns the application for revision, listing everything to fix. On a
+    /// countersign step whose other organizations are still deciding, the return is held
+    /// (see [`HeldReturn`]) and the applicant gets one merged return when the step's last
+    /// live task closes (一次性告知).
     Return {
         /// The task.
         task: TaskId,

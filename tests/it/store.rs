@@ -420,12 +420,18 @@ async fn the_last_two_countersigners_returning_at_once_return_the_application_on
             returned.iter().map(|r| r.recipient_user_id).collect();
         assert_eq!(recipients.len(), 2);
         for r in &returned {
-            assert_eq!(
-                r.payload["data"]["items"].as_array().map(Vec::len),
-                Some(2),
-                "{}",
-                r.payload
+            let data = &r.payload["data"];
+            assert_eq!(data["items"].as_array().map(Vec::len), Some(2), "{data}");
+            // The mail shows each item's note and one comment: both name who asks.
+            let comment = data["comment"].as_str().expect("comment");
+            assert!(
+                comment.contains("市委网信办") && comment.contains("市发展改革委"),
+                "{comment}"
             );
+            for item in data["items"].as_array().expect("items") {
+                let note = item["note"].as_str().expect("note");
+                assert!(note.starts_with("[市"), "{note}");
+            }
         }
         let returns = history_event::Entity::find()
             .filter(history_event::Column::ApplicationId.eq(app.0))
