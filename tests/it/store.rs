@@ -792,3 +792,84 @@ async fn migrations_run_down_and_up_again(t: &TestDb) {
     assert_eq!(orgs.iter().count(), 39);
 }
 db_test!(migrations_down_and_up, migrations_run_down_and_up_again);
+
+/// The applicant's page lists every item of a merged return with the organization that
+/// asks for it.
+async fn the_applicants_page_names_the_organization_of_each_merged_item(t: &TestDb) {
+    use crate::web::{fresh_uscc, mail_link, register, spawn_app};
+    let web = spawn_app(t).await;
+    let email = format!(
+        "merged-{}@example.cn",
+        rand::random_range(0..1_000_000_000u32)
+    );
+    assert_eq!(
+        register(&web, &fresh_uscc(), &email).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let u = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user");
+    let link = mail_link(t, u.id, "verification").await;
+    assert_eq!(web.get(&link).await.status(), reqwest::StatusCode::OK);
+    let company = entity::company_member::Entity::find()
+        .filter(entity::company_member::Column::UserId.eq(u.id))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("member")
+        .company_id;
+    let applicant = zhigang::ids::UserId(u.id);
+    let app = submitted_yqyc(
+        &t.db,
+        zhigang::ids::CompanyId(company),
+        applicant,
+        &["rd_funding"],
+    )
+    .await;
+    for code in ["D-120116", "TJ-MIIT", "TJ-STC"] {
+        let r = reviewer(&t.db, code).await;
+        approve(&t.db, app, code, r).await;
+    }
+    for (code, id, note) in [
+        ("TJ-CAC", "plan", "补充数据安全措施"),
+        ("TJ-DRC", "request", "说明投资计划"),
+    ] {
+        let r = reviewer(&t.db, code).await;
+        let task = task_of(&t.db, app, code).await;
+        store::execute(
+            &t.db,
+            app,
+            r,
+            Action::Return {
+                task,
+                items: vec![ReturnItem {
+                    kind: ItemKind::Section,
+                    id: id.into(),
+                    note: note.into(),
+                }],
+                comment: "请补正".into(),
+            },
+        )
+        .await
+        .expect("return");
+    }
+    assert_eq!(app_row(t, app).await.status, ApplicationStatus::Returned);
+    let page = web
+        .get(&format!("/applications/{}", app.0))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("(市委网信办)") && page.contains("(市发展改革委)"),
+        "{page}"
+    );
+    assert!(page.contains("补充数据安全措施") && page.contains("说明投资计划"));
+}
+db_test!(
+    applicant_page_names_who_asks,
+    the_applicants_page_names_the_organization_of_each_merged_item
+);
