@@ -79,7 +79,8 @@ pub async fn verify(db: &DatabaseConnection) -> StoreResult<Report> {
                 .filter(task::Column::ApplicationId.eq(app.id))
                 .all(db)
                 .await?;
-            check_replay(app, &events, &tasks, &mut report.problems)?;
+            let held = store::held_returns_of(db, app.id).await?;
+            check_replay(app, held.as_ref(), &events, &tasks, &mut report.problems)?;
         }
     }
     Ok(report)
@@ -133,9 +134,10 @@ pub fn check_chain(
 }
 
 /// Folds the effects recorded in the history and compares the result with the stored
-/// application and tasks.
+/// application (with its `held_returns` column) and tasks.
 pub fn check_replay(
     app: &application::Model,
+    held: Option<&Value>,
     events: &[history_event::Model],
     tasks: &[task::Model],
     out: &mut Vec<Problem>,
@@ -162,7 +164,7 @@ pub fn check_replay(
             replayed.insert(id, t.clone());
         }
     }
-    let current = store::state_of(app, tasks)?;
+    let current = store::state_with_held(app, held, tasks)?;
     let stored = store::effect_state(&current);
     match state {
         None if events.is_empty() && app.status == entity::enums::ApplicationStatus::Draft => {}

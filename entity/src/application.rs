@@ -39,3 +39,27 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// The returns for revision held in a countersign round (一次性告知), as JSON: a nullable
+/// column added after the first release. It has its own partial entity over `applications`
+/// so that [`Model`] (built field by field elsewhere) keeps its shape; the store reads and
+/// writes it in the same transaction as the rest of the application.
+pub mod held_returns {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// The `held_returns` column of an application.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "applications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub held_returns: Option<Json>,
+    }
+
+    /// Relations are resolved by explicit queries in the store.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -292,6 +292,7 @@ pub fn state_of(app: &application::Model, tasks: &[task::Model]) -> StoreResult<
         paused_step_days: app.paused_step_days.map(|d| d.max(0) as u32),
         paused_case_days: app.paused_case_days.map(|d| d.max(0) as u32),
         return_items,
+        held_returns: Vec::new(),
         submitted_at: app.submitted_at,
         decided_at: app.decided_at,
         tasks: tasks
@@ -300,6 +301,52 @@ pub fn state_of(app: &application::Model, tasks: &[task::Model]) -> StoreResult<
             .map(task_state)
             .collect(),
     })
+}
+
+/// The engine's view of a stored application including the returns held in its round
+/// (`held`: the `held_returns` column, see [`held_returns_of`]).
+pub fn state_with_held(
+    app: &application::Model,
+    held: Option<&Value>,
+    tasks: &[task::Model],
+) -> StoreResult<AppState> {
+    let mut state = state_of(app, tasks)?;
+    if let Some(v) = held {
+        state.held_returns = serde_json::from_value(v.clone()).map_err(anyhow::Error::from)?;
+    }
+    Ok(state)
+}
+
+/// The stored `held_returns` column of an application (`None` when nothing is held).
+pub async fn held_returns_of<C: ConnectionTrait>(db: &C, app: Uuid) -> StoreResult<Option<Value>> {
+    Ok(application::held_returns::Entity::find_by_id(app)
+        .one(db)
+        .await?
+        .and_then(|m| m.held_returns))
+}
+
+/// The `return_items` column: each item with the organization that asked for it (an
+/// `org` key that [`ReturnItem`] readers ignore), so the applicant's page can say who asks.
+fn return_items_json(s: &AppState) -> StoreResult<Option<Value>> {
+    if s.return_items.is_empty() {
+        return Ok(None);
+    }
+    let attributed: usize = s.held_returns.iter().map(|h| h.items.len()).sum();
+    if attributed != s.return_items.len() {
+        return Ok(Some(
+            serde_json::to_value(&s.return_items).map_err(anyhow::Error::from)?,
+        ));
+    }
+    let items: Vec<Value> = s
+        .held_returns
+        .iter()
+        .flat_map(|h| {
+            h.items
+                .iter()
+                .map(|i| json!({ "kind": i.kind, "id": i.id, "note": i.note, "org": h.org }))
+        })
+        .collect();
+    Ok(Some(Value::Array(items)))
 }
 
 /// A task row as the engine sees it.
@@ -412,6 +459,29 @@ pub async fn execute(
     user: UserId,
     action: Action,
 ) -> StoreResult<Executed> {
+    execute_inner(db, app, user, action, None).await
+}
+
+/// Like [`execute`], and records the administrative action `record` in the admin audit log
+/// ([`crate::admin::record`]) in the same transaction as the transition: both happen, or
+/// neither (a reassignment from the admin pages is never applied unrecorded).
+pub async fn execute_recorded(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    action: Action,
+    record: crate::admin::AdminAction<'_>,
+) -> StoreResult<Executed> {
+    execute_inner(db, app, user, action, Some(&record)).await
+}
+
+async fn execute_inner(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    user: UserId,
+    action: Action,
+    record: Option<&crate::admin::AdminAction<'_>>,
+) -> StoreResult<Executed> {
     let span = tracing::info_span!("engine_action", application_id = %app, action = action.kind().as_str());
     let _enter = span.enter();
     let mut action = action;
@@ -419,7 +489,7 @@ pub async fn execute(
         to.orgs = review_orgs_of(db, to.user).await?;
     }
     for attempt in 0..MAX_ATTEMPTS {
-        match try_execute(db, app, user, &action).await {
+        match try_execute(db, app, user, &action, record).await {
             Err(StoreError::Conflict) => {
                 // Back off a little, with jitter, so racing writers spread out.
                 let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
@@ -455,7 +525,8 @@ async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loa
         .await?;
     let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
     let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
-    let state = state_of(&row, &tasks)?;
+    let held = held_returns_of(db, row.id).await?;
+    let state = state_with_held(&row, held.as_ref(), &tasks)?;
     let orgs = load_orgs(db).await?;
     let def = definition_by_id(db, row.definition_id, &orgs).await?;
     let calendar = load_calendar(db).await?;
@@ -528,6 +599,7 @@ async fn try_execute(
     app: ApplicationId,
     user: UserId,
     action: &Action,
+    record: Option<&crate::admin::AdminAction<'_>>,
 ) -> StoreResult<Executed> {
     let l = load(db, app).await?;
     let actor = actor_for(db, user, l.app.company_id).await?;
@@ -556,11 +628,7 @@ async fn try_execute(
             revision_due: Set(s.revision_due),
             paused_step_days: Set(s.paused_step_days.map(|d| d as i32)),
             paused_case_days: Set(s.paused_case_days.map(|d| d as i32)),
-            return_items: Set(if s.return_items.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_value(&s.return_items).map_err(anyhow::Error::from)?)
-            }),
+            return_items: Set(return_items_json(s)?),
             submitted_at: Set(s.submitted_at),
             decided_at: Set(s.decided_at),
             updated_at: Set(now),
@@ -573,6 +641,24 @@ async fn try_execute(
     if res.rows_affected == 0 {
         txn.rollback().await?;
         return Err(StoreError::Conflict);
+    }
+    if s.held_returns != l.state.held_returns {
+        let held = if s.held_returns.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_value(&s.held_returns).map_err(anyhow::Error::from)?)
+        };
+        application::held_returns::Entity::update_many()
+            .set(application::held_returns::ActiveModel {
+                id: NotSet,
+                held_returns: Set(held),
+            })
+            .filter(application::held_returns::Column::Id.eq(app.0))
+            .exec(&txn)
+            .await?;
+    }
+    if let Some(r) = record {
+        crate::admin::record(&txn, r.clone()).await?;
     }
 
     let mut reference = l.app.reference.clone();
@@ -666,7 +752,15 @@ async fn try_execute(
     .insert(&txn)
     .await?;
 
-    enqueue_notifications(&txn, &l.app, reference.as_deref(), &transition, now).await?;
+    enqueue_notifications(
+        &txn,
+        &l.app,
+        reference.as_deref(),
+        &transition,
+        &l.orgs,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(reference = reference.as_deref().unwrap_or(""), version = new_version, status = ?s.status, "transition applied");
     Ok(Executed {
@@ -755,7 +849,7 @@ pub async fn preview_many(
 
 /// The part of the state the history records after each event (replayed by the audit).
 pub fn effect_state(s: &AppState) -> Value {
-    json!({
+    let mut v = json!({
         "status": s.status,
         "step": s.step,
         "round": s.round,
@@ -764,7 +858,15 @@ pub fn effect_state(s: &AppState) -> Value {
         "revision_due": s.revision_due,
         "paused_step_days": s.paused_step_days,
         "paused_case_days": s.paused_case_days,
-    })
+    });
+    // Only when something is held, so the events written before held returns existed
+    // replay unchanged.
+    if !s.held_returns.is_empty()
+        && let Value::Object(m) = &mut v
+    {
+        m.insert("held_returns".into(), json!(s.held_returns));
+    }
+    v
 }
 
 fn task_row(app: ApplicationId, t: &TaskState) -> task::ActiveModel {
@@ -830,6 +932,7 @@ async fn enqueue_notifications<C: ConnectionTrait>(
     app: &application::Model,
     reference: Option<&str>,
     transition: &Transition,
+    orgs: &OrgDirectory,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     // The reference may have been allocated in this very transaction.
@@ -847,12 +950,56 @@ async fn enqueue_notifications<C: ConnectionTrait>(
             cache.insert(key.clone(), users);
         }
         for u in cache.get(&key).into_iter().flatten() {
-            outbox_row(&n.kind, Some(&app), u, n.data.clone(), now)
+            let data = localized(&n.kind, &n.data, orgs, &u.locale);
+            outbox_row(&n.kind, Some(&app), u, data, now)
                 .insert(db)
                 .await?;
         }
     }
     Ok(())
+}
+
+/// A merged return (一次性告知) names, in the recipient's language, the organization that
+/// asks for each item and each organization's comment: the mail shows every item's note
+/// and one comment, so they carry the names.
+fn localized(kind: &str, data: &Value, orgs: &OrgDirectory, locale: &str) -> Value {
+    let Some(comments) = data.get("comments").and_then(Value::as_array) else {
+        return data.clone();
+    };
+    if kind != "returned" || comments.len() < 2 {
+        return data.clone();
+    }
+    let name = |org: &Value| {
+        org.as_str()
+            .and_then(|o| Uuid::parse_str(o).ok())
+            .and_then(|o| orgs.by_id(o))
+            .map(|o| {
+                if locale.starts_with("en") {
+                    o.name_en.clone()
+                } else {
+                    o.name_zh.clone()
+                }
+            })
+            .unwrap_or_default()
+    };
+    let mut out = data.clone();
+    if let Some(items) = out.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items {
+            let who = item.get("org").map(&name).unwrap_or_default();
+            let note = item.get("note").and_then(Value::as_str).unwrap_or_default();
+            item["note"] = json!(format!("[{who}] {note}"));
+        }
+    }
+    let comment: Vec<String> = comments
+        .iter()
+        .map(|c| {
+            let who = c.get("org").map(&name).unwrap_or_default();
+            let text = c.get("comment").and_then(Value::as_str).unwrap_or_default();
+            format!("[{who}] {text}")
+        })
+        .collect();
+    out["comment"] = json!(comment.join("\n"));
+    out
 }
 
 /// A queued outbox row for `to`: the one shape every notification takes, whoever writes

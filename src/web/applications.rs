@@ -348,7 +348,7 @@ pub async fn show(ctx: Ctx, state: Data<&State>, Path(id): Path<Uuid>) -> poem::
         "diagram": diagram(&state, &app, &def, &orgs, ctx.lang).await?,
         "history": public_history(&state, &app, &orgs, ctx.lang).await?,
         "deliveries": delivery_log(&state, &app, user, ctx.lang).await?,
-        "items": return_items(&app, &def, ctx.lang),
+        "items": return_items(&app, &def, &orgs, ctx.lang),
     });
     ctx.page(&state, "pages/app_show", "app-title", data)
 }
@@ -370,10 +370,29 @@ pub(crate) fn app_summary(app: &application::Model, def: &Definition, lang: &str
     })
 }
 
-pub(crate) fn return_items(app: &application::Model, def: &Definition, lang: &str) -> Vec<Value> {
-    store::state_of(app, &[])
-        .map(|s| s.return_items)
-        .unwrap_or_default()
+/// What the applicant must fix, each item with the organization that asks for it (a merged
+/// return lists the items of several countersigning organizations at once).
+pub(crate) fn return_items(
+    app: &application::Model,
+    def: &Definition,
+    orgs: &OrgDirectory,
+    lang: &str,
+) -> Vec<Value> {
+    /// A stored item: a [`crate::workflow::engine::ReturnItem`] plus who asked for it.
+    #[derive(serde::Deserialize)]
+    struct Item {
+        kind: ItemKind,
+        id: String,
+        note: String,
+        #[serde(default)]
+        org: Option<Uuid>,
+    }
+    let items: Vec<Item> = app
+        .return_items
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    items
         .into_iter()
         .map(|i| {
             let name = match i.kind {
@@ -387,8 +406,22 @@ pub(crate) fn return_items(app: &application::Model, def: &Definition, lang: &st
                     .iter()
                     .find(|m| m.id == i.id)
                     .map(|m| m.name.get(lang).to_string()),
+            }
+            .unwrap_or(i.id);
+            let org = i.org.and_then(|o| orgs.by_id(o)).map(|o| {
+                if lang == "en" {
+                    o.name_en.clone()
+                } else {
+                    o.name_zh.clone()
+                }
+            });
+            // The page shows the name: it carries the organization too.
+            let label = match (&org, lang) {
+                (Some(o), "en") => format!("{name} ({o})"),
+                (Some(o), _) => format!("{name}({o})"),
+                (None, _) => name.clone(),
             };
-            json!({ "name": name.unwrap_or(i.id), "note": i.note })
+            json!({ "name": label, "item": name, "org": org, "note": i.note })
         })
         .collect()
 }

@@ -88,6 +88,26 @@ pub struct ReturnItem {
     pub note: String,
 }
 
+/// One organization's return for revision in a countersign round (一次性告知).
+///
+/// While other organizations of the step still have live tasks, a return is held here and
+/// the application stays in review; when the last live task of the step closes, every held
+/// return is merged into one return to the applicant. While the application is returned,
+/// the list says which organization asked for which items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldReturn {
+    /// The task that was closed as returned.
+    pub task: TaskId,
+    /// The organization that returned.
+    pub org: OrgId,
+    /// The reviewer who returned.
+    pub by: UserId,
+    /// What the organization asks to fix.
+    pub items: Vec<ReturnItem>,
+    /// The organization's comment.
+    pub comment: String,
+}
+
 /// The state of an application that the engine reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppState {
@@ -109,6 +129,11 @@ pub struct AppState {
     pub paused_case_days: Option<u32>,
     /// What the applicant must fix, while returned.
     pub return_items: Vec<ReturnItem>,
+    /// Returns of the current round by organization: held while the application is in
+    /// review and other organizations of the step are still deciding; while returned, who
+    /// asked for what in the merged return. Empty otherwise.
+    #[serde(default)]
+    pub held_returns: Vec<HeldReturn>,
     /// When first submitted.
     pub submitted_at: Option<DateTime<Utc>>,
     /// When decided or withdrawn.
@@ -130,6 +155,7 @@ impl AppState {
             paused_step_days: None,
             paused_case_days: None,
             return_items: Vec::new(),
+            held_returns: Vec::new(),
             submitted_at: None,
             decided_at: None,
             tasks: Vec::new(),
@@ -207,7 +233,10 @@ pub enum Action {
         /// The opinion (required).
         opinion: String,
     },
-    /// A reviewer returns the application for revision, listing everything to fix.
+    /// A reviewer returns the application for revision, listing everything to fix. On a
+    /// countersign step whose other organizations are still deciding, the return is held
+    /// (see [`HeldReturn`]) and the applicant gets one merged return when the step's last
+    /// live task closes (一次性告知).
     Return {
         /// The task.
         task: TaskId,
@@ -845,6 +874,7 @@ impl Work<'_, '_> {
         self.state.paused_case_days = None;
         self.state.revision_due = None;
         let items = std::mem::take(&mut self.state.return_items);
+        self.state.held_returns.clear();
         self.detail("answered_items", json!(items));
         self.state.status = ApplicationStatus::InReview;
         self.enter(Target::Step(step), Some(step_days))?;
@@ -1059,21 +1089,8 @@ impl Work<'_, '_> {
                 }
                 self.close_task(idx, TaskStatus::Approved, actor);
                 self.mark_in_review();
-                let step_done =
-                    self.tasks
-                        .iter()
-                        .filter(|t| t.round == self.state.round)
-                        .all(|t| {
-                            matches!(
-                                t.status,
-                                TaskStatus::Approved | TaskStatus::Cancelled | TaskStatus::Removed
-                            )
-                        })
-                        && self.tasks.iter().any(|t| {
-                            t.round == self.state.round && t.status == TaskStatus::Approved
-                        });
-                if step_done {
-                    self.advance(&task.step)?;
+                if !self.round_has_live_task() {
+                    self.finish_round(&task.step)?;
                 }
             }
             Action::Return { items, comment, .. } => {
@@ -1104,32 +1121,22 @@ impl Work<'_, '_> {
                     return Ok(());
                 }
                 self.close_task(idx, TaskStatus::Returned, actor);
-                let cancelled = self.cancel_live_tasks(Some(task.id));
-                self.detail("cancelled_orgs", json!(cancelled));
-                // Pause the clocks: what is left now is given back at resubmission.
-                let cal = self.ctx.calendar;
-                self.state.paused_step_days = Some(
-                    self.state
-                        .step_due
-                        .map(|d| cal.working_days_between(self.today, d))
-                        .unwrap_or(0),
-                );
-                self.state.paused_case_days = self
-                    .state
-                    .case_due
-                    .map(|d| cal.working_days_between(self.today, d));
-                self.state.step_due = None;
-                self.state.case_due = None;
-                self.state.revision_due = Some(cal.add_working_days(self.today, def.revision_days));
-                self.state.return_items = items.clone();
-                self.state.status = ApplicationStatus::Returned;
-                self.notify(
-                    "returned",
-                    Audience::CompanyMembers,
-                    json!({ "task": task.id, "items": items, "comment": comment.trim(), "revision_due": self.state.revision_due }),
-                );
-                for org in cancelled {
-                    self.notify("sibling_returned", Audience::OrgReviewers(org), json!({}));
+                self.mark_in_review();
+                self.state.held_returns.push(HeldReturn {
+                    task: task.id,
+                    org: task.org,
+                    by: actor.user,
+                    items: items.clone(),
+                    comment: comment.trim().to_string(),
+                });
+                if self.round_has_live_task() {
+                    // 一次性告知: the other organizations of the step go on deciding and may
+                    // add their own items; the applicant hears once, when the step is done.
+                    // Until then the hold is for reviewers only.
+                    self.internal = true;
+                    self.detail("held", json!(true));
+                } else {
+                    self.return_merged();
                 }
             }
             Action::Reject { reason, .. } => {
@@ -1235,11 +1242,16 @@ impl Work<'_, '_> {
                 if !task.is_live() {
                     return Err(Refusal::TaskClosed);
                 }
+                // An organization that approved or returned (held) in this round still
+                // counts: the step ends with its decision.
                 let others = self
                     .tasks
                     .iter()
                     .filter(|t| t.round == self.state.round && t.id != task.id)
-                    .filter(|t| t.is_live() || t.status == TaskStatus::Approved)
+                    .filter(|t| {
+                        t.is_live()
+                            || matches!(t.status, TaskStatus::Approved | TaskStatus::Returned)
+                    })
                     .count();
                 if others == 0 {
                     return Err(Refusal::LastParticipant);
@@ -1256,14 +1268,8 @@ impl Work<'_, '_> {
                     Audience::OrgReviewers(task.org),
                     json!({}),
                 );
-                let round = self.state.round;
-                if self
-                    .tasks
-                    .iter()
-                    .filter(|t| t.round == round)
-                    .all(|t| !t.is_live())
-                {
-                    self.advance(&task.step)?;
+                if !self.round_has_live_task() {
+                    self.finish_round(&task.step)?;
                 }
             }
             Action::Submit
@@ -1376,6 +1382,77 @@ impl Work<'_, '_> {
         t.closed_at = Some(self.ctx.now);
     }
 
+    fn round_has_live_task(&self) -> bool {
+        let round = self.state.round;
+        self.tasks.iter().any(|t| t.round == round && t.is_live())
+    }
+
+    /// The last live task of the step has closed: one merged return to the applicant if any
+    /// organization returned in this round, otherwise on along the route.
+    fn finish_round(&mut self, step: &str) -> Result<(), Refusal> {
+        if self.state.held_returns.is_empty() {
+            self.advance(step)
+        } else {
+            self.return_merged();
+            Ok(())
+        }
+    }
+
+    /// Returns the application with every return of the round merged (一次性告知): one
+    /// notification listing each item with the organization that asks for it, and each
+    /// organization's comment. The promised-time clocks pause until resubmission.
+    fn return_merged(&mut self) {
+        let cal = self.ctx.calendar;
+        // Pause the clocks: what is left now is given back at resubmission.
+        self.state.paused_step_days = Some(
+            self.state
+                .step_due
+                .map(|d| cal.working_days_between(self.today, d))
+                .unwrap_or(0),
+        );
+        self.state.paused_case_days = self
+            .state
+            .case_due
+            .map(|d| cal.working_days_between(self.today, d));
+        self.state.step_due = None;
+        self.state.case_due = None;
+        self.state.revision_due =
+            Some(cal.add_working_days(self.today, self.ctx.definition.revision_days));
+        let held = self.state.held_returns.clone();
+        self.state.return_items = held.iter().flat_map(|h| h.items.clone()).collect();
+        self.state.status = ApplicationStatus::Returned;
+        let items: Vec<Value> = held
+            .iter()
+            .flat_map(|h| {
+                h.items
+                    .iter()
+                    .map(|i| json!({ "kind": i.kind, "id": i.id, "note": i.note, "org": h.org }))
+            })
+            .collect();
+        let comments: Vec<Value> = held
+            .iter()
+            .map(|h| json!({ "org": h.org, "comment": h.comment }))
+            .collect();
+        let mut data = json!({
+            "items": items,
+            "comments": comments,
+            "revision_due": self.state.revision_due,
+        });
+        if let ([only], Value::Object(m)) = (held.as_slice(), &mut data) {
+            // One organization: the mail names it through its task, as before.
+            m.insert("task".into(), json!(only.task));
+            m.insert("comment".into(), json!(only.comment));
+        }
+        if held.len() > 1 {
+            self.detail(
+                "merged_from",
+                json!(held.iter().map(|h| h.org).collect::<Vec<_>>()),
+            );
+            self.detail("merged_items", json!(self.state.return_items));
+        }
+        self.notify("returned", Audience::CompanyMembers, data);
+    }
+
     /// Cancels every live task of the current round except `keep`; returns their organizations.
     fn cancel_live_tasks(&mut self, keep: Option<TaskId>) -> Vec<OrgId> {
         let now = self.ctx.now;
@@ -1399,6 +1476,8 @@ impl Work<'_, '_> {
         self.state.paused_step_days = None;
         self.state.paused_case_days = None;
         self.state.return_items.clear();
+        // A reject or a withdrawal ends the case: returns held in the round are dropped.
+        self.state.held_returns.clear();
         self.state.decided_at = Some(self.ctx.now);
     }
 
@@ -1473,6 +1552,7 @@ impl Work<'_, '_> {
                 continue;
             }
             self.state.round += 1;
+            self.state.held_returns.clear();
             self.state.step = Some(id.clone());
             let due = self
                 .ctx

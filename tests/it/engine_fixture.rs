@@ -14,7 +14,7 @@ use uuid::Uuid;
 use zhigang::calendar::{Calendar, local_date};
 use zhigang::ids::{OrgId, TaskId, UserId};
 use zhigang::organizations::OrgDirectory;
-use zhigang::workflow::definition::{self, Definition};
+use zhigang::workflow::definition::{self, Definition, StepKind};
 use zhigang::workflow::engine::{
     Action, Actor, AppState, Assignee, Context, ItemKind, Refusal, ReturnItem, TaskState,
     Transition, decide,
@@ -547,6 +547,30 @@ impl World {
         )
     }
 
+    /// A reviewer of `code` returns, and every other organization still deciding on the
+    /// step approves, so the round ends and the application is returned to the applicant
+    /// (on a countersign step a return is held until the step's last live task closes).
+    pub fn return_round_by(&mut self, code: &str) -> Transition {
+        let mut last = self.return_by(code);
+        while self.state.status == ApplicationStatus::InReview {
+            let Some(t) = self.live_tasks().into_iter().next() else {
+                break;
+            };
+            let actor = match t.claimant {
+                Some(u) => Self::as_member(u, t.org),
+                None => Self::as_member(user(TAG_REVIEWER, &self.code(t.org)), t.org),
+            };
+            last = self.must(
+                &actor,
+                &Action::Approve {
+                    task: t.id,
+                    opinion: "同意".into(),
+                },
+            );
+        }
+        last
+    }
+
     /// The applicant resubmits.
     pub fn resubmit(&mut self) -> Transition {
         self.must(&applicant(), &Action::Resubmit { note: None })
@@ -711,6 +735,37 @@ impl World {
 
     // ---- invariants -------------------------------------------------------------------
 
+    /// Held returns match the current round's tasks closed as returned, one for one.
+    fn check_held(&self, v: &mut Vec<String>) {
+        let s = &self.state;
+        let returned: BTreeSet<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.round == s.round && t.status == TaskStatus::Returned)
+            .map(|t| t.id)
+            .collect();
+        let held: BTreeSet<TaskId> = s.held_returns.iter().map(|h| h.task).collect();
+        if held.len() != s.held_returns.len() {
+            v.push("a task's return is held twice".into());
+        }
+        if held != returned {
+            v.push(format!(
+                "held returns {held:?} differ from the round's returned tasks {returned:?}"
+            ));
+        }
+        for h in &s.held_returns {
+            if self.tasks.get(&h.task).map(|t| t.org) != Some(h.org) {
+                v.push(format!(
+                    "held return of {} names another task",
+                    self.code(h.org)
+                ));
+            }
+            if h.items.is_empty() {
+                v.push(format!("held return of {} without items", self.code(h.org)));
+            }
+        }
+    }
+
     /// Everything that must hold of any reachable state; one message per violation.
     pub fn violations(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -746,6 +801,22 @@ impl World {
                 if !s.return_items.is_empty() {
                     v.push(format!("{:?} with return items", s.status));
                 }
+                // Returns held while other organizations of the step still decide: only
+                // in review, only on a countersign step, one per task closed as returned.
+                if !s.held_returns.is_empty() {
+                    if s.status != ApplicationStatus::InReview {
+                        v.push("submitted with held returns".into());
+                    }
+                    let countersign = s
+                        .step
+                        .as_deref()
+                        .and_then(|id| self.def().step(id))
+                        .is_some_and(|st| matches!(st.kind, StepKind::Countersign { .. }));
+                    if !countersign {
+                        v.push("held returns outside a countersign step".into());
+                    }
+                }
+                self.check_held(&mut v);
             }
             ApplicationStatus::Returned => {
                 if !live_anywhere.is_empty() {
@@ -763,6 +834,20 @@ impl World {
                 if s.return_items.is_empty() {
                     v.push("returned without return items".into());
                 }
+                // One merged return: every item of every organization that returned in
+                // the round, and nobody else's.
+                if s.held_returns.is_empty() {
+                    v.push("returned without the organizations that returned".into());
+                }
+                let merged: Vec<ReturnItem> = s
+                    .held_returns
+                    .iter()
+                    .flat_map(|h| h.items.clone())
+                    .collect();
+                if merged != s.return_items {
+                    v.push("return items are not the merged items of the round".into());
+                }
+                self.check_held(&mut v);
                 if s.step_due.is_some() {
                     v.push("returned with a running step clock".into());
                 }
@@ -778,6 +863,9 @@ impl World {
                 }
                 if s.decided_at.is_none() {
                     v.push(format!("{:?} without decided_at", s.status));
+                }
+                if !s.held_returns.is_empty() || !s.return_items.is_empty() {
+                    v.push(format!("{:?} with held returns or return items", s.status));
                 }
             }
         }

@@ -453,11 +453,32 @@ fn transition_problems(
             p.push(format!("{status:?} without one `{kind}` to the company"));
         }
     }
+    // 一次性告知: the company hears "returned" only on the transition that returns the
+    // application, however many organizations returned in the round; a return held while
+    // others decide notifies nobody.
+    let becomes_returned =
+        status == ApplicationStatus::Returned && status_before != ApplicationStatus::Returned;
+    if to_company("returned") > 0 && !becomes_returned {
+        p.push("`returned` sent without returning the application".into());
+    }
+    if t.event.details["held"] == true {
+        if status != ApplicationStatus::InReview {
+            p.push(format!("a held return left the application {status:?}"));
+        }
+        if !t.notifications.is_empty() {
+            p.push("a held return notified someone".into());
+        }
+    }
     if t.event.internal {
+        // The one exception: a 减签 that closes the step's last live task after a held
+        // return returns the application, and the company is told (not why the
+        // organization was removed).
+        let merged_by_removal = t.event.kind == ActionKind::RemoveSigner && becomes_returned;
         let leaked: Vec<&str> = t
             .notifications
             .iter()
             .filter(|n| n.audience == Audience::CompanyMembers)
+            .filter(|n| !(merged_by_removal && n.kind == "returned"))
             .map(|n| n.kind.as_str())
             .collect();
         if !leaked.is_empty() {

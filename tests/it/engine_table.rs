@@ -367,7 +367,8 @@ fn reach(mut w: World, c: &Case) -> World {
         }
         St::Returned => {
             w.advance_to_step(c.at.expect("return step"));
-            w.return_by(c.org);
+            // On a countersign step the others decide too before the applicant hears.
+            w.return_round_by(c.org);
         }
         St::Approved => {
             w.submit();
@@ -958,48 +959,296 @@ fn at_countersign(support: &[&str]) -> World {
     w
 }
 
+fn ret(w: &mut World, code: &str, items: Vec<ReturnItem>, comment: &str) -> Transition {
+    let task = w.task_of(code).id;
+    let r = w.reviewer(code);
+    w.must(
+        &r,
+        &Action::Return {
+            task,
+            items,
+            comment: comment.into(),
+        },
+    )
+}
+
+fn item(kind: ItemKind, id: &str, note: &str) -> ReturnItem {
+    ReturnItem {
+        kind,
+        id: id.into(),
+        note: note.into(),
+    }
+}
+
+/// 一次性告知: a countersigner's return while others still decide is held; the application
+/// stays in review and nobody is cancelled or notified.
 #[test]
-fn a_countersigner_returning_cancels_the_live_siblings_in_the_same_transition() {
+fn a_countersigner_returning_while_others_decide_is_held_and_the_siblings_go_on() {
     let mut w = at_countersign(&["fund_investment", "talent"]);
     w.approve("TJ-STC");
     let drc = w.task_of("TJ-DRC").id;
     let r = w.reviewer("TJ-DRC");
     w.must(&r, &Action::Claim { task: drc });
-    let t = w.return_by("TJ-CAC");
+    let items = vec![item(ItemKind::Section, "plan", "补充数据安全措施")];
+    let t = ret(&mut w, "TJ-CAC", items.clone(), "数据安全部分不全");
     w.assert_valid();
-    assert_eq!(w.state.status, ApplicationStatus::Returned);
+    assert_eq!(w.state.status, ApplicationStatus::InReview);
     assert_eq!(w.state.step.as_deref(), Some("countersign"));
-    let mut updated: Vec<(String, TaskStatus)> = t
+    assert!(w.state.return_items.is_empty());
+    assert!(w.state.revision_due.is_none() && w.state.paused_step_days.is_none());
+    assert!(w.state.step_due.is_some(), "the step clock keeps running");
+    // Only the returning organization's task changes; the others are untouched.
+    let updated: Vec<(String, TaskStatus)> = t
         .updated
         .iter()
         .map(|u| (w.code(u.org), u.status))
         .collect();
-    updated.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(updated, [("TJ-CAC".to_string(), TaskStatus::Returned)]);
+    assert_eq!(w.live_codes(), ["TJ-DRC", "TJ-FIN", "TJ-HRSS"]);
+    assert_eq!(w.task_of("TJ-DRC").status, TaskStatus::Claimed);
+    assert!(
+        t.notifications.is_empty(),
+        "the applicant hears once, later"
+    );
+    // The hold is in the state (what reviewers see) and in the event.
+    assert_eq!(w.state.held_returns.len(), 1);
+    let held = &w.state.held_returns[0];
     assert_eq!(
-        updated,
+        (w.code(held.org), held.items.clone(), held.comment.as_str()),
+        ("TJ-CAC".to_string(), items, "数据安全部分不全")
+    );
+    assert_eq!(t.event.details["held"], true);
+    assert!(t.event.internal, "the applicant does not see a held return");
+    // The organization that returned is done for this round.
+    let cac = w.last_task_of("TJ-CAC").expect("cac").id;
+    let r = w.reviewer("TJ-CAC");
+    let again = w.decide(
+        &r,
+        &Action::Approve {
+            task: cac,
+            opinion: "同意".into(),
+        },
+    );
+    assert_eq!(again.err().map(|e| e.code()), Some("task-closed"));
+    // The holder of the claimed sibling may still decide.
+    w.approve("TJ-DRC");
+    assert_eq!(w.state.status, ApplicationStatus::InReview);
+    w.assert_valid();
+}
+
+/// Two of four countersigners return, one approves, the last approves: one merged return
+/// with both organizations' items, one notification to the company, clocks paused.
+#[test]
+fn two_of_four_countersigners_return_and_the_applicant_gets_one_merged_notice() {
+    let mut w = at_countersign(&["listing_support"]);
+    assert_eq!(w.live_codes(), ["TJ-CAC", "TJ-DRC", "TJ-FIN", "TJ-STC"]);
+    let round = w.state.round;
+    let cac_items = vec![item(ItemKind::Section, "plan", "补充数据安全措施")];
+    let fin_items = vec![
+        item(
+            ItemKind::Material,
+            "financial_statements",
+            "补充近三年审计报告",
+        ),
+        item(ItemKind::Section, "request", "说明上市计划"),
+    ];
+    let t1 = ret(&mut w, "TJ-CAC", cac_items.clone(), "数据安全");
+    w.advance_working_days(1);
+    let t2 = ret(&mut w, "TJ-FIN", fin_items.clone(), "融资材料");
+    let t3 = w.approve("TJ-STC");
+    for t in [&t1, &t2, &t3] {
+        assert!(t.notifications.is_empty());
+        assert_eq!(w.state.status, ApplicationStatus::InReview);
+    }
+    w.assert_valid();
+    let cal = w.calendar().clone();
+    let left = cal.working_days_between(w.today(), w.state.step_due.expect("due"));
+    let last = w.approve("TJ-DRC");
+    w.assert_valid();
+    assert_eq!(w.state.status, ApplicationStatus::Returned);
+    assert_eq!(w.state.step.as_deref(), Some("countersign"));
+    assert_eq!(w.state.round, round);
+    let merged: Vec<ReturnItem> = cac_items.iter().chain(&fin_items).cloned().collect();
+    assert_eq!(w.state.return_items, merged);
+    let who: Vec<String> = w.state.held_returns.iter().map(|h| w.code(h.org)).collect();
+    assert_eq!(who, ["TJ-CAC", "TJ-FIN"]);
+    // Paused as any return: what was left of the step is given back at resubmission.
+    assert_eq!(w.state.paused_step_days, Some(left));
+    assert_eq!(w.state.step_due, None);
+    assert_eq!(
+        w.state.revision_due,
+        Some(cal.add_working_days(w.today(), w.def().revision_days))
+    );
+    // Exactly one notification, to the company, listing every item with who asks.
+    assert_eq!(
+        kinds_and_audiences(&w, &last),
+        pairs(&[("returned", "company")])
+    );
+    let data = &last.notifications[0].data;
+    let listed: Vec<(String, String, String)> = data["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            let org = serde_json::from_value(i["org"].clone()).expect("org");
+            (
+                w.code(org),
+                i["id"].as_str().expect("id").to_string(),
+                i["note"].as_str().expect("note").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
         [
-            ("TJ-CAC".to_string(), TaskStatus::Returned),
-            ("TJ-DRC".to_string(), TaskStatus::Cancelled),
-            ("TJ-FIN".to_string(), TaskStatus::Cancelled),
-            ("TJ-HRSS".to_string(), TaskStatus::Cancelled),
+            ("TJ-CAC".into(), "plan".into(), "补充数据安全措施".into()),
+            (
+                "TJ-FIN".into(),
+                "financial_statements".into(),
+                "补充近三年审计报告".into()
+            ),
+            ("TJ-FIN".into(), "request".into(), "说明上市计划".into()),
         ]
     );
-    // The approval that was already given stays.
-    assert_eq!(
-        w.last_task_of("TJ-STC").expect("stc").status,
-        TaskStatus::Approved
+    let comments: Vec<&str> = data["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["comment"].as_str().expect("comment"))
+        .collect();
+    assert_eq!(comments, ["数据安全", "融资材料"]);
+    let returned_total = w
+        .history
+        .iter()
+        .flat_map(|r| &r.transition.notifications)
+        .filter(|n| n.kind == "returned")
+        .count();
+    assert_eq!(returned_total, 1);
+    // Resubmission reopens the step for all four, and the hold is gone.
+    w.resubmit();
+    w.assert_valid();
+    assert!(w.state.held_returns.is_empty() && w.state.return_items.is_empty());
+    assert_eq!(w.live_codes(), ["TJ-CAC", "TJ-DRC", "TJ-FIN", "TJ-STC"]);
+}
+
+#[test]
+fn a_reject_after_a_held_return_ends_the_application_at_once() {
+    let mut w = at_countersign(&["listing_support"]);
+    ret(
+        &mut w,
+        "TJ-CAC",
+        vec![item(ItemKind::Section, "plan", "补充")],
+        "请补正",
     );
-    assert!(w.tasks.values().all(|t| !t.is_live()));
+    let task = w.task_of("TJ-DRC").id;
+    let r = w.reviewer("TJ-DRC");
+    let t = w.must(
+        &r,
+        &Action::Reject {
+            task,
+            reason: "不符合条件".into(),
+        },
+    );
+    w.assert_valid();
+    assert_eq!(w.state.status, ApplicationStatus::Rejected);
+    assert!(w.state.held_returns.is_empty() && w.state.return_items.is_empty());
+    assert!(w.live_tasks().is_empty());
+    assert_eq!(
+        w.last_task_of("TJ-CAC").expect("cac").status,
+        TaskStatus::Returned
+    );
     let mut n = kinds_and_audiences(&w, &t);
     n.sort();
     assert_eq!(
         n,
         pairs(&[
-            ("returned", "company"),
-            ("sibling_returned", "TJ-DRC"),
-            ("sibling_returned", "TJ-FIN"),
-            ("sibling_returned", "TJ-HRSS"),
+            ("rejected", "company"),
+            ("sibling_rejected", "TJ-FIN"),
+            ("sibling_rejected", "TJ-STC"),
         ])
+    );
+}
+
+#[test]
+fn removing_the_last_deciding_countersigner_after_a_hold_returns_the_application() {
+    let mut w = at_countersign(&["rd_funding"]);
+    assert_eq!(w.live_codes(), ["TJ-CAC", "TJ-DRC", "TJ-STC"]);
+    ret(
+        &mut w,
+        "TJ-CAC",
+        vec![item(ItemKind::Section, "plan", "补充")],
+        "请补正",
+    );
+    w.approve("TJ-STC");
+    let lead = w.reviewer("TJ-MIIT");
+    let drc = w.task_of("TJ-DRC").id;
+    let t = w.must(
+        &lead,
+        &Action::RemoveSigner {
+            task: drc,
+            reason: "不涉及投资项目".into(),
+        },
+    );
+    w.assert_valid();
+    assert_eq!(w.state.status, ApplicationStatus::Returned);
+    assert_eq!(w.state.return_items.len(), 1);
+    let mut n = kinds_and_audiences(&w, &t);
+    n.sort();
+    assert_eq!(
+        n,
+        pairs(&[("returned", "company"), ("signer_removed", "TJ-DRC")])
+    );
+}
+
+#[test]
+fn a_withdrawal_while_a_return_is_held_drops_it() {
+    let mut w = at_countersign(&["rd_funding"]);
+    ret(
+        &mut w,
+        "TJ-CAC",
+        vec![item(ItemKind::Section, "plan", "补充")],
+        "请补正",
+    );
+    w.must(&applicant(), &Action::Withdraw { reason: None });
+    w.assert_valid();
+    assert_eq!(w.state.status, ApplicationStatus::Withdrawn);
+    assert!(w.state.held_returns.is_empty());
+}
+
+/// The last live countersigner returning closes the round: the held returns and its own
+/// are merged at once.
+#[test]
+fn the_last_countersigner_returning_merges_every_held_return() {
+    let mut w = at_countersign(&["rd_funding"]);
+    ret(
+        &mut w,
+        "TJ-CAC",
+        vec![item(ItemKind::Section, "plan", "甲")],
+        "一",
+    );
+    w.approve("TJ-STC");
+    let t = ret(
+        &mut w,
+        "TJ-DRC",
+        vec![item(ItemKind::Section, "request", "乙")],
+        "二",
+    );
+    w.assert_valid();
+    assert_eq!(w.state.status, ApplicationStatus::Returned);
+    let notes: Vec<&str> = w
+        .state
+        .return_items
+        .iter()
+        .map(|i| i.note.as_str())
+        .collect();
+    assert_eq!(notes, ["甲", "乙"]);
+    assert_eq!(
+        kinds_and_audiences(&w, &t),
+        pairs(&[("returned", "company")])
+    );
+    assert_eq!(
+        t.event.details["merged_items"].as_array().map(Vec::len),
+        Some(2)
     );
 }
 
@@ -1010,7 +1259,7 @@ fn resubmission_reopens_the_countersign_step_for_every_organization() {
     w.approve("TJ-DRC");
     let round = w.state.round;
     let old: BTreeSet<_> = w.state.tasks.iter().map(|t| t.id).collect();
-    w.return_by("TJ-FIN");
+    w.return_round_by("TJ-FIN");
     w.advance_working_days(3);
     let t = w.resubmit();
     w.assert_valid();
@@ -1025,13 +1274,14 @@ fn resubmission_reopens_the_countersign_step_for_every_organization() {
         assert_eq!(task.round, round + 1);
     }
     assert!(t.updated.is_empty());
-    // The earlier approvals stay in the history of round `round`.
+    // The earlier approvals (STC, DRC, and CAC's after FIN's return was held) stay in
+    // the history of round `round`.
     assert_eq!(
         w.tasks
             .values()
             .filter(|t| t.round == round && t.status == TaskStatus::Approved)
             .count(),
-        2
+        3
     );
     let mut n = kinds_and_audiences(&w, &t);
     n.sort();
@@ -1081,7 +1331,8 @@ fn the_promised_time_pauses_while_returned() {
             .state
             .case_due
             .map(|d| cal.working_days_between(w.today(), d));
-        w.return_by(org);
+        w.return_round_by(org);
+        assert_eq!(w.state.status, ApplicationStatus::Returned, "{step}");
         assert_eq!(w.state.paused_step_days, Some(k), "{step}");
         assert_eq!(w.state.paused_case_days, case_left, "{step}");
         assert_eq!(
@@ -1361,6 +1612,11 @@ fn resubmission_keeps_the_leads_added_and_removed_countersigners() {
             comment: "请补正".into(),
         },
     );
+    // CAC's return is held while STC and EDU decide.
+    assert_eq!(w.state.status, ApplicationStatus::InReview);
+    w.approve("TJ-STC");
+    w.approve("TJ-EDU");
+    assert_eq!(w.state.status, ApplicationStatus::Returned);
     w.must(&applicant(), &Action::Resubmit { note: None });
     assert_eq!(w.live_codes(), ["TJ-CAC", "TJ-EDU", "TJ-STC"]);
     w.assert_valid();

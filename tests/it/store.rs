@@ -7,7 +7,8 @@ use entity::enums::{ApplicationStatus, TaskStatus};
 use entity::{application, history_event, outbox, task};
 use futures::future::join_all;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Statement,
 };
 use tokio::sync::Barrier;
 use zhigang::calendar::local_date;
@@ -174,7 +175,7 @@ db_test!(
     the_last_two_countersigners_approving_at_once_advance_the_application_once
 );
 
-async fn a_return_by_one_countersigner_closes_the_siblings_and_resubmission_reopens_all(
+async fn a_return_by_one_countersigner_is_held_until_the_others_decide_then_resubmission_reopens_all(
     t: &TestDb,
 ) {
     let (app, applicant) = at_countersign(t, &["fund_investment", "talent"]).await;
@@ -206,10 +207,33 @@ async fn a_return_by_one_countersigner_closes_the_siblings_and_resubmission_reop
     )
     .await
     .expect("return");
-    assert!(
-        live_tasks(&t.db, app).await.is_empty(),
-        "siblings closed in the same transaction"
+    // 一次性告知: held while DRC, CAC and HRSS still decide; nobody is cancelled.
+    let row = app_row(t, app).await;
+    assert_eq!(row.status, ApplicationStatus::InReview);
+    assert_eq!(
+        live_tasks(&t.db, app)
+            .await
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>(),
+        ["TJ-CAC", "TJ-DRC", "TJ-HRSS"]
     );
+    let held = store::held_returns_of(&t.db, app.0)
+        .await
+        .expect("held")
+        .expect("a held return is stored");
+    assert_eq!(held.as_array().map(Vec::len), Some(1));
+    assert!(
+        outbox_of(t, app).await.iter().all(|r| r.kind != "returned"),
+        "the company is not told yet"
+    );
+    let report = zhigang::audit::verify(&t.db).await.expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    for code in ["TJ-CAC", "TJ-DRC", "TJ-HRSS"] {
+        let r = reviewer(&t.db, code).await;
+        approve(&t.db, app, code, r).await;
+    }
+    assert!(live_tasks(&t.db, app).await.is_empty());
     let row = app_row(t, app).await;
     assert_eq!(row.status, ApplicationStatus::Returned);
     let cal = store::load_calendar(&t.db).await.expect("calendar");
@@ -234,14 +258,14 @@ async fn a_return_by_one_countersigner_closes_the_siblings_and_resubmission_reop
             .iter()
             .filter(|(_, s)| *s == TaskStatus::Cancelled)
             .count(),
-        3
+        0
     );
     assert_eq!(
         statuses
             .iter()
             .filter(|(_, s)| *s == TaskStatus::Approved)
             .count(),
-        1
+        4
     );
     assert_eq!(
         statuses
@@ -293,10 +317,207 @@ async fn a_return_by_one_countersigner_closes_the_siblings_and_resubmission_reop
         .await
         .expect("events");
     assert!(approvals.iter().any(|e| e.actor_user_id == Some(stc.0)));
+    assert_eq!(
+        store::held_returns_of(&t.db, app.0).await.expect("held"),
+        None,
+        "nothing held after resubmission"
+    );
+    let report = zhigang::audit::verify(&t.db).await.expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 db_test!(
-    return_closes_siblings_and_resubmission_reopens,
-    a_return_by_one_countersigner_closes_the_siblings_and_resubmission_reopens_all
+    return_is_held_and_resubmission_reopens,
+    a_return_by_one_countersigner_is_held_until_the_others_decide_then_resubmission_reopens_all
+);
+
+/// The last two countersigners return at the same moment, on parallel connections: one
+/// return is held, the other closes the step, and the application is returned exactly
+/// once with both organizations' items, one `returned` outbox row per company member.
+async fn the_last_two_countersigners_returning_at_once_return_the_application_once(t: &TestDb) {
+    for _ in 0..3 {
+        let (app, _) = at_countersign(t, &["rd_funding"]).await;
+        let row = app_row(t, app).await;
+        // A second member of the company: each member gets one notice.
+        entity::company_member::ActiveModel {
+            id: sea_orm::ActiveValue::Set(uuid::Uuid::now_v7()),
+            company_id: sea_orm::ActiveValue::Set(row.company_id),
+            user_id: sea_orm::ActiveValue::Set(user(&t.db, "colleague").await.0),
+            role: sea_orm::ActiveValue::Set(entity::enums::CompanyRole::Member),
+            active: sea_orm::ActiveValue::Set(true),
+            created_at: sea_orm::ActiveValue::Set(store::now()),
+        }
+        .insert(&t.db)
+        .await
+        .expect("second member");
+        let stc = reviewer(&t.db, "TJ-STC").await;
+        approve(&t.db, app, "TJ-STC", stc).await;
+        let drc = reviewer(&t.db, "TJ-DRC").await;
+        let cac = reviewer(&t.db, "TJ-CAC").await;
+        let drc_task = task_of(&t.db, app, "TJ-DRC").await;
+        let cac_task = task_of(&t.db, app, "TJ-CAC").await;
+        let barrier = Arc::new(Barrier::new(2));
+        let run = |who, task, id: &'static str, note: &'static str| {
+            let db = t.db.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store::execute(
+                    &db,
+                    app,
+                    who,
+                    Action::Return {
+                        task,
+                        items: vec![ReturnItem {
+                            kind: ItemKind::Section,
+                            id: id.into(),
+                            note: note.into(),
+                        }],
+                        comment: "请补正".into(),
+                    },
+                )
+                .await
+            })
+        };
+        let (a, b) = tokio::join!(
+            run(drc, drc_task, "request", "说明投资计划"),
+            run(cac, cac_task, "plan", "补充数据安全措施")
+        );
+        let a = a.expect("join").expect("DRC return goes through");
+        let b = b.expect("join").expect("CAC return goes through");
+        let mut statuses = [a.status, b.status];
+        statuses.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            statuses,
+            [ApplicationStatus::InReview, ApplicationStatus::Returned],
+            "one held, one returning"
+        );
+        let row = app_row(t, app).await;
+        assert_eq!(row.status, ApplicationStatus::Returned);
+        assert!(live_tasks(&t.db, app).await.is_empty());
+        let items = row.return_items.clone().expect("items");
+        let mut notes: Vec<&str> = items
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|i| i["note"].as_str().expect("note"))
+            .collect();
+        notes.sort_unstable();
+        assert_eq!(notes, ["补充数据安全措施", "说明投资计划"]);
+        let orgs: std::collections::BTreeSet<String> = items
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|i| i["org"].as_str().expect("org named").to_string())
+            .collect();
+        assert_eq!(orgs.len(), 2, "each item names its organization");
+        let returned: Vec<outbox::Model> = outbox_of(t, app)
+            .await
+            .into_iter()
+            .filter(|r| r.kind == "returned")
+            .collect();
+        assert_eq!(returned.len(), 2, "one per company member");
+        let recipients: std::collections::BTreeSet<_> =
+            returned.iter().map(|r| r.recipient_user_id).collect();
+        assert_eq!(recipients.len(), 2);
+        for r in &returned {
+            let data = &r.payload["data"];
+            assert_eq!(data["items"].as_array().map(Vec::len), Some(2), "{data}");
+            // The mail shows each item's note and one comment: both name who asks.
+            let comment = data["comment"].as_str().expect("comment");
+            assert!(
+                comment.contains("市委网信办") && comment.contains("市发展改革委"),
+                "{comment}"
+            );
+            for item in data["items"].as_array().expect("items") {
+                let note = item["note"].as_str().expect("note");
+                assert!(note.starts_with("[市"), "{note}");
+            }
+        }
+        let returns = history_event::Entity::find()
+            .filter(history_event::Column::ApplicationId.eq(app.0))
+            .filter(history_event::Column::Kind.eq("return"))
+            .count(&t.db)
+            .await
+            .expect("count");
+        assert_eq!(returns, 2, "both returns recorded");
+        let report = zhigang::audit::verify(&t.db).await.expect("verify");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+db_test!(
+    last_two_countersigners_return_at_once,
+    the_last_two_countersigners_returning_at_once_return_the_application_once
+);
+
+/// `execute_recorded` writes the admin audit record with the transition, and neither when
+/// the engine refuses.
+async fn an_admin_reassignment_and_its_audit_record_commit_together(t: &TestDb) {
+    let (app, _) = at_countersign(t, &["rd_funding"]).await;
+    let admin = user(&t.db, "sysadmin").await;
+    entity::system_admin::ActiveModel {
+        id: sea_orm::ActiveValue::Set(uuid::Uuid::now_v7()),
+        user_id: sea_orm::ActiveValue::Set(admin.0),
+        created_at: sea_orm::ActiveValue::Set(store::now()),
+    }
+    .insert(&t.db)
+    .await
+    .expect("system admin");
+    let to = reviewer(&t.db, "TJ-STC").await;
+    let task = task_of(&t.db, app, "TJ-STC").await;
+    let events = || async {
+        entity::admin_event::Entity::find()
+            .count(&t.db)
+            .await
+            .expect("count")
+    };
+    let before = events().await;
+    let record = zhigang::admin::AdminAction {
+        actor: admin.0,
+        org: None,
+        action: "task.reassign",
+        target: "TJ-STC",
+        details: serde_json::json!({ "task": task.0, "to": to.0 }),
+    };
+    let transfer = Action::Transfer {
+        task,
+        to: zhigang::workflow::engine::Assignee {
+            user: to,
+            orgs: Default::default(),
+        },
+    };
+    store::execute_recorded(&t.db, app, admin, transfer, record.clone())
+        .await
+        .expect("reassign");
+    assert_eq!(events().await, before + 1);
+    let held_by = task::Entity::find_by_id(task.0)
+        .one(&t.db)
+        .await
+        .expect("task")
+        .expect("exists")
+        .claimant_id;
+    assert_eq!(held_by, Some(to.0));
+    // Refused (not a colleague of the task's organization): nothing recorded.
+    let stranger = user(&t.db, "stranger").await;
+    let refused = Action::Transfer {
+        task,
+        to: zhigang::workflow::engine::Assignee {
+            user: stranger,
+            orgs: Default::default(),
+        },
+    };
+    let again = store::execute_recorded(&t.db, app, admin, refused, record).await;
+    assert!(matches!(again, Err(StoreError::Refused(_))), "{again:?}");
+    assert_eq!(events().await, before + 1);
+    assert!(
+        zhigang::admin::verify_chain(&t.db)
+            .await
+            .expect("chain")
+            .is_none()
+    );
+}
+db_test!(
+    execute_recorded_is_atomic,
+    an_admin_reassignment_and_its_audit_record_commit_together
 );
 
 async fn concurrent_submissions_get_unique_sequential_reference_numbers(t: &TestDb) {
@@ -433,6 +654,12 @@ async fn replaying_the_history_reproduces_the_stored_state(t: &TestDb) {
     )
     .await
     .expect("return");
+    // Held while the other countersigners decide; then merged and returned.
+    for code in ["TJ-CAC", "TJ-DRC", "TJ-STC"] {
+        let r = reviewer(&t.db, code).await;
+        approve(&t.db, app, code, r).await;
+    }
+    assert_eq!(app_row(t, app).await.status, ApplicationStatus::Returned);
     store::execute(&t.db, app, applicant, Action::Resubmit { note: None })
         .await
         .expect("resubmit");
@@ -565,3 +792,84 @@ async fn migrations_run_down_and_up_again(t: &TestDb) {
     assert_eq!(orgs.iter().count(), 39);
 }
 db_test!(migrations_down_and_up, migrations_run_down_and_up_again);
+
+/// The applicant's page lists every item of a merged return with the organization that
+/// asks for it.
+async fn the_applicants_page_names_the_organization_of_each_merged_item(t: &TestDb) {
+    use crate::web::{fresh_uscc, mail_link, register, spawn_app};
+    let web = spawn_app(t).await;
+    let email = format!(
+        "merged-{}@example.cn",
+        rand::random_range(0..1_000_000_000u32)
+    );
+    assert_eq!(
+        register(&web, &fresh_uscc(), &email).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let u = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user");
+    let link = mail_link(t, u.id, "verification").await;
+    assert_eq!(web.get(&link).await.status(), reqwest::StatusCode::OK);
+    let company = entity::company_member::Entity::find()
+        .filter(entity::company_member::Column::UserId.eq(u.id))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("member")
+        .company_id;
+    let applicant = zhigang::ids::UserId(u.id);
+    let app = submitted_yqyc(
+        &t.db,
+        zhigang::ids::CompanyId(company),
+        applicant,
+        &["rd_funding"],
+    )
+    .await;
+    for code in ["D-120116", "TJ-MIIT", "TJ-STC"] {
+        let r = reviewer(&t.db, code).await;
+        approve(&t.db, app, code, r).await;
+    }
+    for (code, id, note) in [
+        ("TJ-CAC", "plan", "补充数据安全措施"),
+        ("TJ-DRC", "request", "说明投资计划"),
+    ] {
+        let r = reviewer(&t.db, code).await;
+        let task = task_of(&t.db, app, code).await;
+        store::execute(
+            &t.db,
+            app,
+            r,
+            Action::Return {
+                task,
+                items: vec![ReturnItem {
+                    kind: ItemKind::Section,
+                    id: id.into(),
+                    note: note.into(),
+                }],
+                comment: "请补正".into(),
+            },
+        )
+        .await
+        .expect("return");
+    }
+    assert_eq!(app_row(t, app).await.status, ApplicationStatus::Returned);
+    let page = web
+        .get(&format!("/applications/{}", app.0))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains("(市委网信办)") && page.contains("(市发展改革委)"),
+        "{page}"
+    );
+    assert!(page.contains("补充数据安全措施") && page.contains("说明投资计划"));
+}
+db_test!(
+    applicant_page_names_who_asks,
+    the_applicants_page_names_the_organization_of_each_merged_item
+);
