@@ -1382,26 +1382,27 @@ pub async fn reassign(
             orgs: BTreeSet::new(),
         },
     };
-    match store::execute(db, ApplicationId(t.application_id), UserId(actor), action).await {
-        Ok(done) => {
-            let txn = db.begin().await?;
-            record(
-                &txn,
-                AdminAction {
-                    actor,
-                    org: Some(t.org_id),
-                    action: "task.reassign",
-                    target: &to.email,
-                    details: json!({
-                        "task": task_id, "application": t.application_id,
-                        "from": t.claimant_id, "to": to.id, "history_event": done.event_id,
-                    }),
-                },
-            )
-            .await?;
-            txn.commit().await?;
-            Ok(Ok(()))
-        }
+    // The transfer and its administrative record commit together, or neither does.
+    let recorded = AdminAction {
+        actor,
+        org: Some(t.org_id),
+        action: "task.reassign",
+        target: &to.email,
+        details: json!({
+            "task": task_id, "application": t.application_id,
+            "from": t.claimant_id, "to": to.id,
+        }),
+    };
+    match store::execute_recorded(
+        db,
+        ApplicationId(t.application_id),
+        UserId(actor),
+        action,
+        recorded,
+    )
+    .await
+    {
+        Ok(_) => Ok(Ok(())),
         Err(StoreError::Refused(r)) => Ok(Err(ReassignError::Refused(r.code()))),
         Err(StoreError::NotFound) => Ok(Err(ReassignError::NotFound)),
         Err(e) => Err(anyhow::anyhow!(e)),

@@ -637,11 +637,23 @@ pub async fn reassign(
                 orgs: Default::default(),
             },
         };
-        let refusal = match store::execute(
+        // The transfer and its administrative record commit together, or neither does.
+        let target = to.to_string();
+        let recorded = crate::admin::AdminAction {
+            actor: admin,
+            org: Some(org),
+            action: "org.task.reassign",
+            target: &target,
+            details: serde_json::json!({
+                "task": t.id, "application": t.application_id, "from": t.claimant_id, "to": to,
+            }),
+        };
+        let refusal = match store::execute_recorded(
             db,
             ApplicationId(t.application_id),
             UserId(admin),
             action,
+            recorded,
         )
         .await
         {

@@ -567,6 +567,20 @@ async fn an_absent_colleagues_tasks_are_reassigned_through_the_engine(t: &TestDb
         .expect("history");
     assert_eq!(transfers.len(), 1, "the engine's history event records it");
     assert_eq!(transfers[0].actor_user_id, Some(admin.0));
+    // And the admin log, in the same transaction: one record per task moved.
+    let records = admin_events(t, "org.task.reassign").await;
+    assert_eq!(records.len(), 2, "both tasks");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.org_id == Some(org.0) && r.actor_user_id == admin.0)
+    );
+    assert!(
+        zhigang::admin::verify_chain(&t.db)
+            .await
+            .expect("verify")
+            .is_none()
+    );
 
     // An unclaimed task of the organization is assigned to a colleague.
     let (company, applicant) = company(&t.db).await;
