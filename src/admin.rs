@@ -426,7 +426,7 @@ pub async fn set_system_admin(
 }
 
 /// Deactivates (every session ends at once) or reactivates a user. An administrator
-/// cannot deactivate themselves. Returns false when nothing changed or it is refused.
+/// cannot deactivate themselves (false); asking for the state a user is already in changes nothing.
 pub async fn set_user_active(
     db: &DatabaseConnection,
     actor: Uuid,
@@ -448,8 +448,9 @@ pub async fn set_user_active(
         .exec(&txn)
         .await?;
     if res.rows_affected == 0 {
+        // Already as asked (a second click): nothing changes, nothing to record.
         txn.rollback().await?;
-        return Ok(false);
+        return Ok(true);
     }
     if !active {
         entity::session::Entity::delete_many()

@@ -584,6 +584,10 @@ pub async fn invite(
     let Some(user) = &ctx.user else {
         return Ok(redirect("/login"));
     };
+    // Without a company the members area does not exist for the user.
+    if ctx.roles.companies.is_empty() {
+        return Err(poem::Error::from_status(StatusCode::NOT_FOUND));
+    }
     match accounts::invite_member(
         &state.db,
         user.user.id,

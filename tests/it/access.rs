@@ -25,6 +25,9 @@ use crate::helpers::*;
 use crate::review::{REVIEWER_PASSWORD, login_user, session_for};
 use crate::web::{TestApp, client, csrf_of, settings_for};
 
+/// A tiny but real PDF.
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -117,6 +120,12 @@ pub struct Objects {
     pub holder_org: Uuid,
     /// The holding organization's reviewer.
     pub holder_user: Uuid,
+    /// Another reviewer of the holding organization (whom org admins may deactivate).
+    pub spare_reviewer: Uuid,
+    /// A document on company A's profile (一企一档).
+    pub profile_doc: Uuid,
+    /// A workflow definition version.
+    pub definition: Uuid,
 }
 
 /// The portal with one logged-in session per role and the objects.
@@ -196,6 +205,23 @@ pub async fn world(t: &TestDb) -> World {
     am.storage_key = Set(stored.key.clone());
     am.sha256 = Set(stored.sha256.clone());
     am.update(&t.db).await.expect("attachment");
+    let profile_doc = store::attach_to_profile(
+        &t.db,
+        company_a,
+        applicant_a,
+        "business_licence",
+        "营业执照.pdf",
+        &stored,
+    )
+    .await
+    .expect("profile document");
+    let definition = entity::workflow_definition::Entity::find()
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("a definition")
+        .id;
+    let spare_reviewer = reviewer(&t.db, "D-120116").await;
 
     let holder = login_user(t, "D-120116", OrgRole::Reviewer).await;
     let other = login_user(t, "D-120101", OrgRole::Reviewer).await;
@@ -242,6 +268,9 @@ pub async fn world(t: &TestDb) -> World {
             other_org: org(&t.db, "D-120101").await.0,
             holder_org: org(&t.db, "D-120116").await.0,
             holder_user: holder.0,
+            spare_reviewer: spare_reviewer.0,
+            profile_doc,
+            definition,
         },
     }
 }
@@ -394,7 +423,7 @@ pub fn rows(o: &Objects) -> Vec<Row> {
         ),
         post(
             format!("/admin/users/{}/active", o.member),
-            &[("active", "true")],
+            &[("value", "true")],
             [L, N, N, N, N, N, A],
         ),
         // Organization administration: an org admin, of their own organization only.
@@ -419,6 +448,203 @@ pub fn rows(o: &Objects) -> Vec<Row> {
             ),
             &[],
             [L, N, N, N, N, N, N],
+        ),
+        // Health, assets and the account pages reached from email links.
+        get("/healthz".into(), [O, O, O, O, O, O, O]),
+        get("/readyz".into(), [O, O, O, O, O, O, O]),
+        get("/static/app.css".into(), [O, O, O, O, O, O, O]),
+        get("/password/forgot".into(), [O, O, O, O, O, O, O]),
+        get("/password/reset?token=nope".into(), [O, O, O, O, O, O, O]),
+        get("/invitation?token=nope".into(), [O, O, O, O, O, O, O]),
+        get("/org-invitation?token=nope".into(), [O, O, O, O, O, O, O]),
+        get("/account/password".into(), [L, O, O, O, O, O, O]),
+        get(
+            format!("/applications/{app}/submitted"),
+            [L, O, N, N, N, N, N],
+        ),
+        get(
+            format!("/company/documents/file/{}", o.profile_doc),
+            [L, O, N, N, N, N, N],
+        ),
+        get(
+            format!("/admin/workflows/{}", o.definition),
+            [L, N, N, N, N, N, O],
+        ),
+        get(
+            format!("/admin/workflows/{}/dry-run", o.definition),
+            [L, N, N, N, N, N, O],
+        ),
+        get(
+            format!(
+                "/org-admin/{}/reassign?from={}",
+                o.holder_org, o.holder_user
+            ),
+            [L, N, N, N, N, O, N],
+        ),
+        get(
+            format!("/org-admin/{}/reassign?from={}", o.other_org, o.holder_user),
+            [L, N, N, N, N, N, N],
+        ),
+        // Forms anyone may post (their own session, their own account).
+        post(
+            "/locale".into(),
+            &[("lang", "en"), ("next", "/")],
+            [R, R, R, R, R, R, R],
+        ),
+        post(
+            "/locale".into(),
+            &[("lang", "zh-CN"), ("next", "/")],
+            [R, R, R, R, R, R, R],
+        ),
+        post(
+            "/password/forgot".into(),
+            &[("email", "")],
+            [A, A, A, A, A, A, A],
+        ),
+        post("/account/password".into(), &[], [L, A, A, A, A, A, A]),
+        post("/account/notifications".into(), &[], [L, A, A, A, A, A, A]),
+        // A company's own: new applications, documents, colleagues.
+        post(
+            "/applications/new".into(),
+            &[("app_type", "yqyc")],
+            [L, A, A, N, N, N, N],
+        ),
+        post(
+            format!("/applications/{draft}/materials/business_licence/from-profile"),
+            &[],
+            [L, A, N, N, N, N, N],
+        ),
+        post(
+            format!("/applications/{draft}/materials/business_licence"),
+            &[("file", "@pdf")],
+            [L, A, N, N, N, N, N],
+        ),
+        post(
+            "/company/documents/business_licence".into(),
+            &[("file", "@pdf")],
+            [L, A, A, N, N, N, N],
+        ),
+        post(
+            "/company/members/invite".into(),
+            &[("name", ""), ("email", "")],
+            [L, A, A, N, N, N, N],
+        ),
+        post(
+            format!("/company/members/{}/reactivate", o.member),
+            &[],
+            [L, A, N, N, N, N, N],
+        ),
+        // Every other task action: the holding organization decides; a system admin may only
+        // reassign (转办).
+        post(format!("/tasks/{task}/release"), &[], [L, N, N, A, N, A, F]),
+        post(
+            format!("/tasks/{task}/return"),
+            &[("item", "section:company"), ("comment", "")],
+            [L, N, N, A, N, A, F],
+        ),
+        post(
+            format!("/tasks/{task}/reject"),
+            &[("reason", "")],
+            [L, N, N, A, N, A, F],
+        ),
+        post(
+            format!("/tasks/{task}/transfer"),
+            &[("to", "not-a-user")],
+            [L, N, N, A, N, A, A],
+        ),
+        post(
+            format!("/tasks/{task}/delegate"),
+            &[("to", "not-a-user")],
+            [L, N, N, A, N, A, A],
+        ),
+        // 催办 is for others: the holding organization's own reviewer may not remind itself.
+        post(format!("/tasks/{task}/remind"), &[], [L, N, N, F, N, A, A]),
+        post(
+            format!("/tasks/{task}/add_signer"),
+            &[("org", "x"), ("reason", "")],
+            [L, N, N, A, N, A, A],
+        ),
+        post(
+            format!("/tasks/{task}/remove_signer"),
+            &[("task", "x"), ("reason", "")],
+            [L, N, N, A, N, A, A],
+        ),
+        // System administration's forms (sent empty or harmless: refused on their merits).
+        post(
+            "/admin/users/invite".into(),
+            &[("email", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        post(
+            format!("/admin/users/{}/roles", o.member),
+            &[("org", ""), ("role", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        // The colleague holds no role there: nothing to revoke.
+        post(
+            format!("/admin/users/{}/roles/{}/revoke", o.member, o.holder_org),
+            &[],
+            [L, N, N, N, N, N, N],
+        ),
+        post(
+            format!("/admin/users/{}/system-admin", o.member),
+            &[("value", "true")],
+            [L, N, N, N, N, N, A],
+        ),
+        post("/admin/orgs".into(), &[("code", "")], [L, N, N, N, N, N, A]),
+        post(
+            format!("/admin/orgs/{}", o.holder_org),
+            &[("name_zh", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        post(
+            "/admin/workflows".into(),
+            &[("source", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        post(
+            "/admin/workflows/file".into(),
+            &[("file", "@toml")],
+            [L, N, N, N, N, N, A],
+        ),
+        post(
+            format!("/admin/workflows/{}/activate", Uuid::now_v7()),
+            &[],
+            [L, N, N, N, N, N, N],
+        ),
+        post(
+            "/admin/calendar".into(),
+            &[("date", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        post(
+            format!("/admin/stuck/{task}/reassign"),
+            &[("email", "")],
+            [L, N, N, N, N, N, A],
+        ),
+        // Organization administration's forms.
+        post(
+            format!("/org-admin/{}/invite", o.holder_org),
+            &[("email", "")],
+            [L, N, N, N, N, A, N],
+        ),
+        post(
+            format!("/org-admin/{}/invite", o.other_org),
+            &[("email", "")],
+            [L, N, N, N, N, N, N],
+        ),
+        post(
+            format!("/org-admin/{}/reassign", o.holder_org),
+            &[("from", "unclaimed"), ("to", "")],
+            [L, N, N, N, N, A, N],
+        ),
+        post(
+            format!(
+                "/org-admin/{}/reviewers/{}/deactivate",
+                o.holder_org, o.spare_reviewer
+            ),
+            &[],
+            [L, N, N, N, N, A, N],
         ),
         // Actions on another company's objects and on tasks.
         post(
@@ -457,6 +683,8 @@ pub fn rows(o: &Objects) -> Vec<Row> {
             &[("reason", "不再需要")],
             [L, A, N, N, N, N, N],
         ),
+        // Last: signing out ends each session.
+        post("/logout".into(), &[], [R, R, R, R, R, R, R]),
     ]
 }
 
@@ -467,9 +695,29 @@ async fn send(s: &TestApp, row: &Row) -> (StatusCode, String) {
     } else {
         // The CSRF token of the session, from a page every session can open.
         let token = csrf_of(&s.get("/").await.text().await.expect("body"));
-        let mut form: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
-        form.extend(row.fields.iter().map(|(k, v)| (*k, v.as_str())));
-        s.client.post(url).form(&form).send().await.expect("POST")
+        let file = row.fields.iter().find(|(_, v)| v.starts_with('@'));
+        if let Some((name, kind)) = file {
+            // A file upload: multipart, the token in the query string.
+            let (bytes, filename): (&[u8], &str) = if kind == "@pdf" {
+                (PDF, "doc.pdf")
+            } else {
+                (b"key = \"broken\"", "flow.toml")
+            };
+            let form = reqwest::multipart::Form::new().part(
+                *name,
+                reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(filename),
+            );
+            s.client
+                .post(format!("{url}?_csrf={token}"))
+                .multipart(form)
+                .send()
+                .await
+                .expect("POST")
+        } else {
+            let mut form: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+            form.extend(row.fields.iter().map(|(k, v)| (*k, v.as_str())));
+            s.client.post(url).form(&form).send().await.expect("POST")
+        }
     };
     let location = resp
         .headers()
