@@ -14,6 +14,7 @@ mod m20261127_000005_notification_prefs;
 mod m20261127_000006_admin_audit;
 mod m20261127_000007_report_indexes;
 mod m20261127_000008_workbench;
+mod m20261127_000010_api;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_admin_audit::Migration),
             Box::new(m20261127_000007_report_indexes::Migration),
             Box::new(m20261127_000008_workbench::Migration),
+            Box::new(m20261127_000010_api::Migration),
         ]
     }
 }

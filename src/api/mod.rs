@@ -1,0 +1,60 @@
+//! The JSON API for integrators (`/api/v1`, OpenAPI at `/api/openapi.json`, Swagger UI at
+//! `/api/docs`), authenticated by personal API tokens (`Authorization: Bearer zg_…`).
+//!
+//! Every operation goes through the same store, engine and authorization as the web
+//! pages (`store::execute`, `store::can_view`, `store::create_draft`,
+//! `store::update_section`, the inbox's query): this module only translates. Session
+//! cookies are not read here, so no CSRF token is needed. Errors are RFC 9457 problems.
+
+pub mod docs;
+pub mod problem;
+pub mod tokens;
+mod v1;
+
+use poem::{Endpoint, EndpointExt, Route, get, handler};
+use poem_openapi::OpenApiService;
+
+use crate::web::State;
+use problem::Problems;
+
+/// The API's title in its document.
+pub const TITLE: &str = "智港 zhigang API";
+
+fn service() -> OpenApiService<v1::Api, ()> {
+    OpenApiService::new(v1::Api, TITLE, "1.0.0")
+        .description(
+            "The enterprise support portal's API: applications and review tasks, with the \
+             same rules as the web portal. Authenticate with a personal API token created \
+             at /account/tokens, sent as `Authorization: Bearer <token>`. Errors are RFC 9457 \
+             `application/problem+json`.",
+        )
+        .server("/api/v1")
+}
+
+/// The OpenAPI document, as JSON.
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+#[handler]
+fn spec() -> poem::Response {
+    poem::Response::builder()
+        .content_type("application/json")
+        .header("cache-control", "no-store")
+        .body(spec_json())
+}
+
+#[handler]
+fn not_found() -> poem::http::StatusCode {
+    poem::http::StatusCode::NOT_FOUND
+}
+
+/// Everything under `/api`: the versioned API, its document and its documentation.
+pub fn endpoint(state: State) -> impl Endpoint<Output = poem::Response> + 'static {
+    let route = Route::new()
+        .nest("/v1", service())
+        .at("/openapi.json", get(spec))
+        .nest("/docs", docs::endpoint(&service()))
+        .at("/*", not_found);
+    Problems(route.data(state))
+}
