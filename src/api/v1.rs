@@ -742,6 +742,62 @@ async fn task_act(
 }
 
 // ---------------------------------------------------------------------------------------
+// Company registration
+
+/// A company's registration (the same rules as the web form).
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct NewCompany {
+    /// The company's registered name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    company_name: Text,
+    /// 统一社会信用代码 (18 characters).
+    #[oai(validator(min_length = 18, max_length = 18))]
+    uscc: Text,
+    /// The district's organization code (e.g. `D-120116`).
+    #[oai(validator(min_length = 1, max_length = 32))]
+    district: Text,
+    /// The contact person (the first user).
+    #[oai(validator(min_length = 1, max_length = 100))]
+    contact_name: Text,
+    /// The contact's email: the login, verified by a link sent there.
+    #[oai(validator(min_length = 3, max_length = 254))]
+    email: Text,
+    /// The password (12 to 128 characters, not guessable).
+    #[oai(validator(min_length = 12, max_length = 128))]
+    password: Text,
+}
+
+/// A registered company.
+#[derive(Object)]
+struct RegisteredCompany {
+    /// The new user (the company's administrator).
+    user_id: Uuid,
+    /// A verification email was sent to this address.
+    email: String,
+}
+
+#[derive(ApiResponse)]
+enum CreatedCompany {
+    /// Registered; the verification email is on its way. Create an API token on the web
+    /// (`/account/tokens`) after logging in.
+    #[oai(status = 201)]
+    Created(Json<RegisteredCompany>),
+}
+
+fn field_problems(errors: Vec<crate::accounts::FieldError>) -> ApiError {
+    ApiError::validation(
+        errors
+            .into_iter()
+            .map(|e| FieldProblem {
+                field: e.field,
+                message: crate::web::i18n::t("en", &format!("error-{}", e.message)),
+            })
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
 
 /// The operations.
 pub struct Api;
@@ -794,6 +850,37 @@ impl Api {
                 .collect(),
             next_cursor,
         }))
+    }
+
+    /// Registers a company and its first user (public; the same rules and verification
+    /// email as the web's registration form).
+    #[oai(path = "/companies", method = "post", tag = "Tag::Reference")]
+    async fn register_company(
+        &self,
+        state: Data<&State>,
+        body: Json<NewCompany>,
+    ) -> ApiResult<CreatedCompany> {
+        let b = body.0;
+        let form = crate::accounts::RegistrationForm {
+            company_name: b.company_name.0,
+            uscc: b.uscc.0,
+            district: b.district.0,
+            contact_name: b.contact_name.0,
+            email: b.email.0,
+            password: b.password.0.clone(),
+            password_confirm: b.password.0,
+        };
+        let reg = form.validate(&state.db).await.map_err(field_problems)?;
+        match crate::accounts::register(&state.db, &state.hasher, reg, "zh-CN", &state.base_url)
+            .await
+        {
+            Ok(user) => Ok(CreatedCompany::Created(Json(RegisteredCompany {
+                user_id: user.0,
+                email: form.email.trim().to_lowercase(),
+            }))),
+            Err(crate::accounts::RegisterError::Invalid(errors)) => Err(field_problems(errors)),
+            Err(crate::accounts::RegisterError::Other(e)) => Err(internal(e)),
+        }
     }
 
     /// The application types, each with a JSON Schema of its form and its materials.

@@ -571,6 +571,7 @@ async fn the_spec_and_the_docs_are_served(t: &TestDb) {
     );
     let paths = spec["paths"].as_object().expect("paths");
     for p in [
+        "/companies",
         "/organizations",
         "/application-types",
         "/applications",
@@ -618,4 +619,65 @@ async fn the_spec_and_the_docs_are_served(t: &TestDb) {
 db_test!(
     the_spec_and_the_docs_are_served,
     the_spec_and_the_docs_are_served
+);
+
+async fn a_company_registers_through_the_api(t: &TestDb) {
+    let web = spawn_app(t).await;
+    let uscc = crate::web::fresh_uscc();
+    let body = json!({
+        "company_name": "天津接口测试有限公司",
+        "uscc": uscc,
+        "district": "D-120116",
+        "contact_name": "李工",
+        "email": "Api.Owner@Example.test",
+        "password": "violet-harbour-tractor-58",
+    });
+    let resp = api()
+        .post(format!("{}/api/v1/companies", web.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let created: Value = resp.json().await.expect("json");
+    let user: Uuid = created["user_id"]
+        .as_str()
+        .expect("user_id")
+        .parse()
+        .expect("uuid");
+    let link = crate::web::mail_link(t, user, "verification").await;
+    assert!(link.starts_with("/verify-email"), "{link}");
+
+    // The same company again: the web's rules answer, field by field.
+    let resp = api()
+        .post(format!("{}/api/v1/companies", web.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let p: Value = resp.json().await.expect("json");
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(fields.contains(&"uscc") || fields.contains(&"email"), "{p}");
+
+    let mut weak = body.clone();
+    weak["uscc"] = json!(crate::web::fresh_uscc());
+    weak["email"] = json!("other@example.test");
+    weak["password"] = json!("aaaaaaaaaaaa");
+    let resp = api()
+        .post(format!("{}/api/v1/companies", web.base))
+        .json(&weak)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+db_test!(
+    a_company_registers_through_the_api,
+    a_company_registers_through_the_api
 );
