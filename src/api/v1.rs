@@ -741,6 +741,30 @@ async fn task_act(
     }))
 }
 
+/// A document for one material of an application.
+#[derive(poem_openapi::Multipart)]
+struct UploadForm {
+    /// The material's id (see the type's `materials`).
+    #[oai(validator(max_length = 64))]
+    material: String,
+    /// The document (PDF or image; at most the portal's size limit).
+    file: poem_openapi::types::multipart::Upload,
+}
+
+#[derive(ApiResponse)]
+enum CreatedAttachment {
+    /// The document is attached (it replaces an earlier one of the same material).
+    #[oai(status = 201)]
+    Created(Json<AttachmentInfo>),
+}
+
+#[derive(ApiResponse)]
+enum Download {
+    /// The document, always as a download.
+    #[oai(status = 200)]
+    Ok(poem_openapi::payload::Attachment<Vec<u8>>),
+}
+
 // ---------------------------------------------------------------------------------------
 // Company registration
 
@@ -1089,6 +1113,88 @@ impl Api {
         .map_err(from_store)?;
         let row = visible_application(&state.db, id.0, user).await?;
         Ok(Json(application_view(&state.db, row).await?))
+    }
+
+    /// Uploads the document of one material (multipart: `material`, `file`) to a draft,
+    /// or to a material the reviewers flagged on a returned application.
+    #[oai(
+        path = "/applications/:id/attachments",
+        method = "post",
+        tag = "Tag::Applications"
+    )]
+    async fn upload(
+        &self,
+        state: Data<&State>,
+        auth: Token,
+        id: Path<Uuid>,
+        form: UploadForm,
+    ) -> ApiResult<CreatedAttachment> {
+        use crate::attachments::UploadError;
+        let user = auth.0.id;
+        visible_application(&state.db, id.0, user).await?;
+        let name = crate::attachments::safe_filename(form.file.file_name().unwrap_or("document"));
+        let bytes = form.file.into_vec().await.map_err(internal)?;
+        let stored = match state.attachments.put(bytes.into()).await {
+            Ok(s) => s,
+            Err(UploadError::TooLarge) => return Err(ApiError::invalid("file", "too large")),
+            Err(UploadError::Empty | UploadError::TypeNotAccepted) => {
+                return Err(ApiError::invalid("file", "empty, or not a PDF or image"));
+            }
+            Err(UploadError::Storage(e)) => return Err(internal(e)),
+        };
+        let att = store::attach(
+            &state.db,
+            ApplicationId(id.0),
+            UserId(user),
+            &form.material,
+            &name,
+            &stored,
+        )
+        .await
+        .map_err(from_store)?;
+        let a = attachment::Entity::find_by_id(att)
+            .one(&state.db)
+            .await
+            .map_err(internal)?
+            .ok_or_else(ApiError::not_found)?;
+        Ok(CreatedAttachment::Created(Json(AttachmentInfo {
+            id: a.id,
+            material: a.material,
+            filename: a.filename,
+            content_type: a.content_type,
+            size: a.size,
+            created_at: a.created_at,
+        })))
+    }
+
+    /// Downloads a document of an application.
+    #[oai(
+        path = "/applications/:id/attachments/:attachment_id",
+        method = "get",
+        tag = "Tag::Applications"
+    )]
+    async fn download(
+        &self,
+        state: Data<&State>,
+        auth: Token,
+        id: Path<Uuid>,
+        attachment_id: Path<Uuid>,
+    ) -> ApiResult<Download> {
+        visible_application(&state.db, id.0, auth.0.id).await?;
+        let att = attachment::Entity::find_by_id(attachment_id.0)
+            .one(&state.db)
+            .await
+            .map_err(internal)?
+            .filter(|a| a.application_id == Some(id.0))
+            .ok_or_else(ApiError::not_found)?;
+        let bytes = state
+            .attachments
+            .get(&att.storage_key)
+            .await
+            .map_err(internal)?;
+        Ok(Download::Ok(
+            poem_openapi::payload::Attachment::new(bytes.to_vec()).filename(att.filename),
+        ))
     }
 
     /// Submits a draft.

@@ -261,7 +261,7 @@ async fn post(base: &str, token: &str, path: &str, body: Value) -> (StatusCode, 
 async fn a_company_files_and_reviewers_decide_through_the_api(t: &TestDb) {
     let web = spawn_app(t).await;
     let base = web.base.as_str();
-    let (company, applicant) = company(&t.db).await;
+    let (_, applicant) = company(&t.db).await;
     let me = token_for(t, applicant).await;
 
     let (s, orgs) = get(base, &me, "/organizations?limit=2").await;
@@ -341,8 +341,39 @@ async fn a_company_files_and_reviewers_decide_through_the_api(t: &TestDb) {
     // Without the materials, submission names what is missing.
     let (s, missing) = post(base, &me, &format!("/applications/{id}/submit"), json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{missing}");
-    let req: Vec<&str> = required.iter().map(String::as_str).collect();
-    attach_materials(&t.db, ApplicationId(id), company, applicant, &req).await;
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let mut last = String::new();
+    for m in &required {
+        let form = reqwest::multipart::Form::new()
+            .text("material", m.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(pdf.clone())
+                    .file_name(format!("{m}.pdf"))
+                    .mime_str("application/pdf")
+                    .expect("mime"),
+            );
+        let resp = api()
+            .post(format!("{base}/api/v1/applications/{id}/attachments"))
+            .bearer_auth(&me)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let att: Value = resp.json().await.expect("json");
+        last = att["id"].as_str().expect("id").to_string();
+    }
+    let resp = api()
+        .get(format!(
+            "{base}/api/v1/applications/{id}/attachments/{last}"
+        ))
+        .bearer_auth(&me)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.expect("bytes").to_vec(), pdf);
     let (s, submitted) = post(base, &me, &format!("/applications/{id}/submit"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{submitted}");
     assert!(submitted["reference"].is_string());
@@ -577,6 +608,8 @@ async fn the_spec_and_the_docs_are_served(t: &TestDb) {
         "/applications",
         "/applications/{id}",
         "/applications/{id}/submit",
+        "/applications/{id}/attachments",
+        "/applications/{id}/attachments/{attachment_id}",
         "/applications/{id}/resubmit",
         "/applications/{id}/withdraw",
         "/applications/{id}/history",
