@@ -50,11 +50,56 @@ fn not_found() -> poem::http::StatusCode {
 }
 
 /// Everything under `/api`: the versioned API, its document and its documentation.
-pub fn endpoint(state: State) -> impl Endpoint<Output = poem::Response> + 'static {
+/// `max_body` bounds every request body (the largest upload plus its form overhead).
+pub fn endpoint(state: State, max_body: usize) -> impl Endpoint<Output = poem::Response> + 'static {
     let route = Route::new()
         .nest("/v1", service())
         .at("/openapi.json", get(spec))
         .nest("/docs", docs::endpoint(&service()))
         .at("/*", not_found);
-    Problems(route.data(state))
+    Problems(BodyLimit {
+        inner: route.data(state),
+        max: max_body,
+    })
+}
+
+/// Reads a request body up to `max` bytes (413 beyond), whether or not it declares its
+/// length, before the operation sees it.
+struct BodyLimit<E> {
+    inner: E,
+    max: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimit<E> {
+    type Output = poem::Response;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<poem::Response> {
+        use poem::IntoResponse;
+        let declared = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max) {
+            return Err(poem::Error::from_status(
+                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            ));
+        }
+        let body = req.take_body();
+        match body.into_bytes_limit(self.max).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return Err(poem::Error::from_status(
+                    poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                ));
+            }
+            Err(e) => {
+                return Err(poem::Error::from_string(
+                    e.to_string(),
+                    poem::http::StatusCode::BAD_REQUEST,
+                ));
+            }
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
 }

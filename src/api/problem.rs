@@ -66,6 +66,9 @@ pub enum ApiError {
     /// The object changed, or is not in a state that allows this.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The request body is larger than the portal accepts.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    TooLarge(Json<Problem>),
     /// The request body is not JSON.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
@@ -247,6 +250,7 @@ impl<E: Endpoint> Endpoint for Problems<E> {
                 detail,
             )),
             409 => ApiError::Conflict(problem("conflict", "Conflict", 409, detail)),
+            413 => ApiError::TooLarge(problem("too-large", "Payload too large", 413, detail)),
             415 => ApiError::unsupported(detail.unwrap_or_default()),
             422 => ApiError::Validation(problem("validation", "Invalid input", 422, detail)),
             429 => ApiError::rate_limited(1),

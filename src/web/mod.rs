@@ -559,7 +559,10 @@ pub fn app(
     // The JSON API: outside the session layer (no cookies, no CSRF) and outside the HTML
     // error pages (its errors are problem documents).
     let with_api = Route::new()
-        .nest("/api", crate::api::endpoint(state))
+        .nest(
+            "/api",
+            crate::api::endpoint(state, settings.attachment_max_mb * 1024 * 1024 + 64 * 1024),
+        )
         .nest("/", with_errors);
     Ok(with_api
         .with(security_headers(secure))
