@@ -7,6 +7,7 @@
 //! cookies are not read here, so no CSRF token is needed. Errors are RFC 9457 problems.
 
 pub mod docs;
+pub mod idempotency;
 pub mod problem;
 pub mod tokens;
 mod v1;
@@ -29,6 +30,12 @@ fn service() -> OpenApiService<v1::Api, ()> {
              `application/problem+json`.",
         )
         .server("/api/v1")
+        .extra_request_header::<String, _>(
+            poem_openapi::ExtraHeader::new("Idempotency-Key").description(
+                "On POST: a repeat with the same key and body replays the first response; \
+                 the same key with another body is a 422 (1 to 255 visible ASCII characters).",
+            ),
+        )
 }
 
 /// The OpenAPI document, as JSON.
@@ -58,7 +65,10 @@ pub fn endpoint(state: State, max_body: usize) -> impl Endpoint<Output = poem::R
         .nest("/docs", docs::endpoint(&service()))
         .at("/*", not_found);
     Problems(BodyLimit {
-        inner: route.data(state),
+        inner: idempotency::Idempotency {
+            inner: route.data(state.clone()),
+            state,
+        },
         max: max_body,
     })
 }

@@ -714,3 +714,72 @@ db_test!(
     a_company_registers_through_the_api,
     a_company_registers_through_the_api
 );
+
+async fn idempotency_keys_replay_and_concurrent_repeats_have_one_effect(t: &TestDb) {
+    let web = spawn_app(t).await;
+    let base = web.base.clone();
+    let (company, applicant) = company(&t.db).await;
+    let me = token_for(t, applicant).await;
+    let body = json!({ "type": "yqyc", "form": { "headcount": 12 } });
+    let mut handles = Vec::new();
+    for _ in 0..20 {
+        let (base, me, body) = (base.clone(), me.clone(), body.clone());
+        handles.push(tokio::spawn(async move {
+            let resp = api()
+                .post(format!("{base}/api/v1/applications"))
+                .bearer_auth(&me)
+                .header("Idempotency-Key", "order-42")
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
+            let status = resp.status();
+            (status, resp.json::<Value>().await.expect("json"))
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for h in handles {
+        let (status, v) = h.await.expect("join");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "{status}: {v}"
+        );
+        if status == StatusCode::CREATED {
+            ids.insert(v["id"].as_str().expect("id").to_string());
+        }
+    }
+    assert_eq!(ids.len(), 1, "every success is the same application");
+    let count = entity::application::Entity::find()
+        .filter(entity::application::Column::CompanyId.eq(company.0))
+        .all(&t.db)
+        .await
+        .expect("query")
+        .len();
+    assert_eq!(count, 1, "one effect");
+
+    // Later repeats replay; another body with the same key is a 422.
+    let again = api()
+        .post(format!("{base}/api/v1/applications"))
+        .bearer_auth(&me)
+        .header("Idempotency-Key", "order-42")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let v: Value = again.json().await.expect("json");
+    assert!(ids.contains(v["id"].as_str().expect("id")));
+    let other = api()
+        .post(format!("{base}/api/v1/applications"))
+        .bearer_auth(&me)
+        .header("Idempotency-Key", "order-42")
+        .json(&json!({ "type": "yqyc" }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+db_test!(
+    idempotency_keys_replay_and_concurrent_repeats_have_one_effect,
+    idempotency_keys_replay_and_concurrent_repeats_have_one_effect
+);
