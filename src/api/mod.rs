@@ -9,6 +9,7 @@
 pub mod docs;
 pub mod idempotency;
 pub mod problem;
+pub mod rate;
 pub mod tokens;
 mod v1;
 
@@ -64,12 +65,15 @@ pub fn endpoint(state: State, max_body: usize) -> impl Endpoint<Output = poem::R
         .at("/openapi.json", get(spec))
         .nest("/docs", docs::endpoint(&service()))
         .at("/*", not_found);
-    Problems(BodyLimit {
-        inner: idempotency::Idempotency {
-            inner: route.data(state.clone()),
-            state,
+    Problems(rate::RateLimit {
+        inner: BodyLimit {
+            inner: idempotency::Idempotency {
+                inner: route.data(state.clone()),
+                state,
+            },
+            max: max_body,
         },
-        max: max_body,
+        limiter: rate::Limiter::default(),
     })
 }
 
