@@ -113,6 +113,18 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Create a personal API token for a user and print it (once: only its hash is kept).
+    CreateToken {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// A name for the token (which system uses it).
+        #[arg(long)]
+        name: String,
+        /// Days until the token expires (default: until revoked).
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -273,6 +285,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             if generated {
                 println!("password: {password}");
             }
+            Ok(0)
+        }
+        Command::Admin(AdminCommand::CreateToken {
+            email,
+            name,
+            expires_days,
+        }) => {
+            let conn = prepare_database(&settings).await?;
+            let email = email.trim().to_lowercase();
+            let u = user::Entity::find()
+                .filter(user::Column::Email.eq(email.as_str()))
+                .one(&conn)
+                .await?
+                .filter(|u| u.active)
+                .ok_or_else(|| anyhow::anyhow!("no active user with the email {email}"))?;
+            let txn = conn.begin().await?;
+            let new = match crate::api::tokens::create(&txn, u.id, &name, expires_days).await? {
+                Ok(new) => new,
+                Err(crate::api::tokens::TokenError::Name) => {
+                    anyhow::bail!("the name must have 1 to 100 characters")
+                }
+                Err(crate::api::tokens::TokenError::Expiry) => anyhow::bail!(
+                    "--expires-days must be between 1 and {}",
+                    crate::api::tokens::EXPIRES_DAYS_MAX
+                ),
+            };
+            txn.commit().await?;
+            eprintln!(
+                "created API token \"{}\" ({}) for {email}",
+                new.row.name, new.row.id
+            );
+            println!("{}", new.secret);
             Ok(0)
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod account_token;
 pub mod admin_event;
+pub mod api_token;
 pub mod application;
 pub mod application_copy;
 pub mod attachment;
@@ -11,6 +12,7 @@ pub mod company;
 pub mod company_member;
 pub mod enums;
 pub mod history_event;
+pub mod idempotency_key;
 pub mod notification_preference;
 pub mod org_membership;
 pub mod organization;

@@ -15,6 +15,7 @@ mod m20261127_000006_admin_audit;
 mod m20261127_000007_report_indexes;
 mod m20261127_000008_workbench;
 mod m20261127_000009_held_returns;
+mod m20261127_000010_api;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_report_indexes::Migration),
             Box::new(m20261127_000008_workbench::Migration),
             Box::new(m20261127_000009_held_returns::Migration),
+            Box::new(m20261127_000010_api::Migration),
         ]
     }
 }

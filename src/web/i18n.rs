@@ -80,7 +80,7 @@ pub fn t_args(lang: &str, key: &str, args: &[(&str, String)]) -> String {
 /// Every message key of a language's catalog (for the completeness test).
 pub fn keys(lang: &str) -> Vec<String> {
     // Each area of the portal keeps its messages in its own file; all are loaded.
-    let sources: [&str; 6] = match lang {
+    let sources: [&str; 7] = match lang {
         "en" => [
             include_str!("../../templates/locales/en/main.ftl"),
             include_str!("../../templates/locales/en/review.ftl"),
@@ -88,6 +88,7 @@ pub fn keys(lang: &str) -> Vec<String> {
             include_str!("../../templates/locales/en/reports.ftl"),
             include_str!("../../templates/locales/en/notify.ftl"),
             include_str!("../../templates/locales/en/orgadmin.ftl"),
+            include_str!("../../templates/locales/en/api.ftl"),
         ],
         _ => [
             include_str!("../../templates/locales/zh-CN/main.ftl"),
@@ -96,6 +97,7 @@ pub fn keys(lang: &str) -> Vec<String> {
             include_str!("../../templates/locales/zh-CN/reports.ftl"),
             include_str!("../../templates/locales/zh-CN/notify.ftl"),
             include_str!("../../templates/locales/zh-CN/orgadmin.ftl"),
+            include_str!("../../templates/locales/zh-CN/api.ftl"),
         ],
     };
     sources

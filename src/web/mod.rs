@@ -11,6 +11,7 @@ pub mod render;
 pub mod reports;
 pub mod review;
 pub mod session;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -543,6 +544,7 @@ pub fn app(
     let pages = admin::mount(pages, settings);
     let pages = org_admin::mount(pages, settings);
     let pages = reports::mount(pages, settings);
+    let pages = tokens::mount(pages, settings);
     let pages = prefs::mount(pages, settings).with(session);
     let routes = Route::new()
         .at("/healthz", get(healthz))
@@ -552,9 +554,17 @@ pub fn app(
         .data(state.clone());
     let with_errors = ErrorPages {
         inner: routes,
-        state,
+        state: state.clone(),
     };
-    Ok(with_errors
+    // The JSON API: outside the session layer (no cookies, no CSRF) and outside the HTML
+    // error pages (its errors are problem documents).
+    let with_api = Route::new()
+        .nest(
+            "/api",
+            crate::api::endpoint(state, settings.attachment_max_mb * 1024 * 1024 + 64 * 1024),
+        )
+        .nest("/", with_errors);
+    Ok(with_api
         .with(security_headers(secure))
         .map_to_response()
         .boxed())

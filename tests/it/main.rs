@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod api;
 mod browser;
 mod cli;
 mod engine_fixture;
