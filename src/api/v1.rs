@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::TaskStatus;
-use entity::{application, attachment, company_member, history_event, org_membership, task, user};
+use entity::{application, attachment, company_member, history_event, task, user};
 use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags,
@@ -672,26 +672,14 @@ fn task_view(t: task::Model, app: &application::Model, orgs: &OrgDirectory) -> T
     }
 }
 
-/// The organizations where the user reviews, and those they administer.
+/// The organizations where the user reviews, and those they administer (the same roles
+/// the web reads).
 async fn review_orgs(
     db: &sea_orm::DatabaseConnection,
     user: Uuid,
 ) -> Result<(BTreeSet<Uuid>, BTreeSet<Uuid>), ApiError> {
-    let mut orgs = BTreeSet::new();
-    let mut admin = BTreeSet::new();
-    for m in org_membership::Entity::find()
-        .filter(org_membership::Column::UserId.eq(user))
-        .filter(org_membership::Column::Active.eq(true))
-        .all(db)
-        .await
-        .map_err(internal)?
-    {
-        orgs.insert(m.org_id);
-        if m.role == entity::enums::OrgRole::OrgAdmin {
-            admin.insert(m.org_id);
-        }
-    }
-    Ok((orgs, admin))
+    let roles = crate::web::Roles::load(db, user).await.map_err(internal)?;
+    Ok((roles.reviewer_of, roles.admin_of))
 }
 
 /// The task and its application, if the user reviews for the task's organization and may

@@ -75,7 +75,8 @@ pub struct Roles {
 }
 
 impl Roles {
-    async fn load(db: &DatabaseConnection, user: uuid::Uuid) -> Result<Self, sea_orm::DbErr> {
+    /// The roles of `user`, read from the database (the web per request, the API per call).
+    pub async fn load(db: &DatabaseConnection, user: uuid::Uuid) -> Result<Self, sea_orm::DbErr> {
         use sea_orm::{ColumnTrait, QueryFilter};
         let mut roles = Roles::default();
         for m in entity::org_membership::Entity::find()
