@@ -73,6 +73,10 @@ pub enum Expect {
     Forbidden,
     /// 303 somewhere other than the login page.
     Elsewhere,
+    /// 400: a link that is not (or no longer) valid.
+    BadRequest,
+    /// 401 for wrong credentials (429 once the address is throttled).
+    WrongCredentials,
     /// Allowed: the action was taken or refused on its merits (303, 409 or 422), never a
     /// refusal of access.
     Allowed,
@@ -91,6 +95,10 @@ fn matches(expect: Expect, status: StatusCode, location: &str) -> bool {
         Expect::NotFound => status == StatusCode::NOT_FOUND,
         Expect::Forbidden => status == StatusCode::FORBIDDEN,
         Expect::Elsewhere => status == StatusCode::SEE_OTHER && location != "/login",
+        Expect::BadRequest => status == StatusCode::BAD_REQUEST,
+        Expect::WrongCredentials => {
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS
+        }
         Expect::Allowed => {
             (status == StatusCode::SEE_OTHER && location != "/login")
                 || status == StatusCode::CONFLICT
@@ -329,7 +337,10 @@ fn post(path: String, fields: &[(&'static str, &str)], expect: [Expect; 7]) -> R
     }
 }
 
-use Expect::{Allowed as A, Elsewhere as R, Forbidden as F, Login as L, NotFound as N, Ok as O};
+use Expect::{
+    Allowed as A, BadRequest as B, Elsewhere as R, Forbidden as F, Login as L, NotFound as N,
+    Ok as O, WrongCredentials as W,
+};
 
 /// The matrix: columns are [`ROLES`] in order —
 /// anonymous, applicant A, applicant B, holder reviewer, other reviewer, org admin, system admin.
@@ -485,7 +496,29 @@ pub fn rows(o: &Objects) -> Vec<Row> {
             format!("/org-admin/{}/reassign?from={}", o.other_org, o.holder_user),
             [L, N, N, N, N, N, N],
         ),
+        get("/verify-email?token=nope".into(), [B, B, B, B, B, B, B]),
         // Forms anyone may post (their own session, their own account).
+        post(
+            "/login".into(),
+            &[("email", "x@example.cn"), ("password", "wrong")],
+            [W, W, W, W, W, W, W],
+        ),
+        post("/register".into(), &[], [A, A, A, A, A, A, A]),
+        post(
+            "/password/reset".into(),
+            &[("token", "nope")],
+            [A, A, A, A, A, A, A],
+        ),
+        post(
+            "/invitation".into(),
+            &[("token", "nope")],
+            [A, A, A, A, A, A, A],
+        ),
+        post(
+            "/org-invitation".into(),
+            &[("token", "nope")],
+            [A, A, A, A, A, A, A],
+        ),
         post(
             "/locale".into(),
             &[("lang", "en"), ("next", "/")],
