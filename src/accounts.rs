@@ -39,6 +39,21 @@ pub struct FieldError {
     pub message: &'static str,
 }
 
+/// Reads the required email field `field`: the normalized address, or the field's problem
+/// (`required` when empty, `email-invalid` when malformed) added to `errors`.
+pub fn required_email(field: &str, input: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let email = parse_email(input);
+    if email.is_none() {
+        let message = if input.trim().is_empty() {
+            "required"
+        } else {
+            "email-invalid"
+        };
+        errors.push(err(field, message));
+    }
+    email
+}
+
 fn err(field: &str, message: &'static str) -> FieldError {
     FieldError {
         field: field.to_string(),
@@ -170,17 +185,7 @@ impl RegistrationForm {
         } else if contact_name.chars().count() > 100 {
             errors.push(err("contact_name", "too-long"));
         }
-        let email = parse_email(&self.email);
-        if email.is_none() {
-            errors.push(err(
-                "email",
-                if self.email.trim().is_empty() {
-                    "required"
-                } else {
-                    "email-invalid"
-                },
-            ));
-        }
+        let email = required_email("email", &self.email, &mut errors);
         let inputs = [
             company_name.as_str(),
             self.email.as_str(),
@@ -679,20 +684,7 @@ pub async fn invite_member(
     if name.is_empty() {
         errors.push(err("name", "required"));
     }
-    let email = match parse_email(email) {
-        Some(e) => Some(e),
-        None => {
-            errors.push(err(
-                "email",
-                if email.trim().is_empty() {
-                    "required"
-                } else {
-                    "email-invalid"
-                },
-            ));
-            None
-        }
-    };
+    let email = required_email("email", email, &mut errors);
     if let Some(e) = &email
         && user::Entity::find()
             .filter(user::Column::Email.eq(e.as_str()))

@@ -496,20 +496,7 @@ pub async fn invite_org_member(
     if name.is_empty() {
         errors.push(ferr("name", "required"));
     }
-    let email = match crate::accounts::parse_email(email) {
-        Some(e) => Some(e),
-        None => {
-            errors.push(ferr(
-                "email",
-                if email.trim().is_empty() {
-                    "required"
-                } else {
-                    "email-invalid"
-                },
-            ));
-            None
-        }
-    };
+    let email = crate::accounts::required_email("email", email, &mut errors);
     if let Some(e) = &email
         && user::Entity::find()
             .filter(user::Column::Email.eq(e.as_str()))

@@ -152,13 +152,9 @@ pub async fn invite(
     db: &DatabaseConnection,
     inv: Invite<'_>,
 ) -> Result<Result<Invited, Vec<FieldError>>, anyhow::Error> {
-    let Some(email) = crate::accounts::parse_email(inv.email) else {
-        let m = if inv.email.trim().is_empty() {
-            "required"
-        } else {
-            "email-invalid"
-        };
-        return Ok(Err(vec![err("email", m)]));
+    let mut errors = Vec::new();
+    let Some(email) = crate::accounts::required_email("email", inv.email, &mut errors) else {
+        return Ok(Err(errors));
     };
     let Some(org) = organization(db, inv.org).await? else {
         return Err(anyhow::anyhow!("organization {} vanished", inv.org));

@@ -26,6 +26,17 @@ pub struct OrgInfo {
     pub supervisor_code: Option<String>,
 }
 
+impl OrgInfo {
+    /// The name in `lang` (`en…` English, anything else Chinese).
+    pub fn name(&self, lang: &str) -> &str {
+        if lang.starts_with("en") {
+            &self.name_en
+        } else {
+            &self.name_zh
+        }
+    }
+}
+
 /// All organizations, looked up by code or id.
 #[derive(Debug, Clone, Default)]
 pub struct OrgDirectory {
@@ -67,6 +78,13 @@ impl OrgDirectory {
     /// The organization with this id.
     pub fn by_id(&self, id: Uuid) -> Option<&OrgInfo> {
         self.code_by_id.get(&id).and_then(|c| self.by_code.get(c))
+    }
+
+    /// The name of the organization with this id in `lang` (empty when unknown).
+    pub fn name_of(&self, id: Uuid, lang: &str) -> String {
+        self.by_id(id)
+            .map(|o| o.name(lang).to_string())
+            .unwrap_or_default()
     }
 
     /// Every organization, in no particular order.

@@ -972,14 +972,7 @@ fn localized(kind: &str, data: &Value, orgs: &OrgDirectory, locale: &str) -> Val
     let name = |org: &Value| {
         org.as_str()
             .and_then(|o| Uuid::parse_str(o).ok())
-            .and_then(|o| orgs.by_id(o))
-            .map(|o| {
-                if locale.starts_with("en") {
-                    o.name_en.clone()
-                } else {
-                    o.name_zh.clone()
-                }
-            })
+            .map(|o| orgs.name_of(o, locale))
             .unwrap_or_default()
     };
     let mut out = data.clone();

@@ -408,13 +408,10 @@ pub(crate) fn return_items(
                     .map(|m| m.name.get(lang).to_string()),
             }
             .unwrap_or(i.id);
-            let org = i.org.and_then(|o| orgs.by_id(o)).map(|o| {
-                if lang == "en" {
-                    o.name_en.clone()
-                } else {
-                    o.name_zh.clone()
-                }
-            });
+            let org = i
+                .org
+                .and_then(|o| orgs.by_id(o))
+                .map(|o| o.name(lang).to_string());
             // The page shows the name: it carries the organization too.
             let label = match (&org, lang) {
                 (Some(o), "en") => format!("{name} ({o})"),
@@ -484,17 +481,7 @@ async fn timeline(
         .current_step
         .as_deref()
         .and_then(|c| route.iter().position(|s| s.id == c));
-    let org_name = |id: Uuid| {
-        orgs.by_id(id)
-            .map(|o| {
-                if lang == "en" {
-                    o.name_en.clone()
-                } else {
-                    o.name_zh.clone()
-                }
-            })
-            .unwrap_or_default()
-    };
+    let org_name = |id: Uuid| orgs.name_of(id, lang);
     let mut out = Vec::new();
     for (i, step) in route.iter().enumerate() {
         let step_tasks: Vec<&task::Model> = tasks.iter().filter(|t| t.step_id == step.id).collect();
@@ -599,7 +586,7 @@ async fn public_history(
             json!({
                 "when": crate::calendar::local_time(e.created_at).format("%Y-%m-%d %H:%M").to_string(),
                 "what": i18n::t(lang, &format!("event-{}", e.kind)),
-                "org": e.actor_org_id.and_then(|o| orgs.by_id(o)).map(|o| if lang == "en" { o.name_en.clone() } else { o.name_zh.clone() }),
+                "org": e.actor_org_id.and_then(|o| orgs.by_id(o)).map(|o| o.name(lang).to_string()),
                 "text": text,
             })
         })
@@ -629,7 +616,7 @@ fn field_rows(
                     let mut choices: Vec<_> = orgs
                         .iter()
                         .filter(|o| Some(o.kind) == f.organization_kind)
-                        .map(|o| (o.code.clone(), if lang == "en" { o.name_en.clone() } else { o.name_zh.clone() }))
+                        .map(|o| (o.code.clone(), o.name(lang).to_string()))
                         .collect();
                     choices.sort();
                     choices.into_iter()
@@ -955,13 +942,7 @@ pub(crate) fn display_value(
             .join("、"),
         (FieldType::Organization, Value::String(code)) => orgs
             .by_code(code)
-            .map(|o| {
-                if lang == "en" {
-                    o.name_en.clone()
-                } else {
-                    o.name_zh.clone()
-                }
-            })
+            .map(|o| o.name(lang).to_string())
             .unwrap_or_else(|| code.clone()),
         (_, Value::String(s)) => s.clone(),
         (_, other) => other.to_string(),

@@ -240,9 +240,20 @@ impl Ctx {
 
 /// A form's problems, shaped for the templates: the summary list and a map by field.
 pub fn field_errors(lang: &str, errors: &[crate::accounts::FieldError]) -> Value {
+    form_errors(
+        lang,
+        errors
+            .iter()
+            .map(|e| (e.field.as_str(), format!("error-{}", e.message))),
+    )
+}
+
+/// The summary list and the map by field (first message of each field) of a form's
+/// problems, each given as (field, message key).
+pub fn form_errors<'a>(lang: &str, errors: impl IntoIterator<Item = (&'a str, String)>) -> Value {
     let list: Vec<Value> = errors
-        .iter()
-        .map(|e| json!({ "field": e.field, "message": i18n::t(lang, &format!("error-{}", e.message)) }))
+        .into_iter()
+        .map(|(field, key)| json!({ "field": field, "message": i18n::t(lang, &key) }))
         .collect();
     let mut by_field = serde_json::Map::new();
     for e in &list {

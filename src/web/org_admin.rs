@@ -85,26 +85,17 @@ macro_rules! gate {
 /// Form problems for the templates; our own messages are full keys (`orgadmin-…`), the
 /// shared ones are `error-…` keys of the main catalog.
 fn errors_json(lang: &str, errors: &[FieldError]) -> Value {
-    let list: Vec<Value> = errors
-        .iter()
-        .map(|e| {
+    crate::web::form_errors(
+        lang,
+        errors.iter().map(|e| {
             let key = if e.message.starts_with("orgadmin-") {
                 e.message.to_string()
             } else {
                 format!("error-{}", e.message)
             };
-            json!({ "field": e.field, "message": i18n::t(lang, &key) })
-        })
-        .collect();
-    let mut by_field = serde_json::Map::new();
-    for e in &list {
-        if let Some(f) = e["field"].as_str() {
-            by_field
-                .entry(f.to_string())
-                .or_insert(e["message"].clone());
-        }
-    }
-    json!({ "list": list, "by_field": by_field })
+            (e.field.as_str(), key)
+        }),
+    )
 }
 
 fn today() -> chrono::NaiveDate {

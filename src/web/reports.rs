@@ -181,18 +181,6 @@ fn may_see_catalogue(ctx: &Ctx, orgs: &OrgDirectory) -> bool {
             .is_some_and(|o| ctx.roles.reviewer_of.contains(&o.id))
 }
 
-fn org_name(orgs: &OrgDirectory, id: Uuid, lang: &str) -> String {
-    orgs.by_id(id)
-        .map(|o| {
-            if lang == "en" {
-                o.name_en.clone()
-            } else {
-                o.name_zh.clone()
-            }
-        })
-        .unwrap_or_default()
-}
-
 fn type_name(defs: &BTreeMap<String, Definition>, key: &str, lang: &str) -> String {
     defs.get(key)
         .map_or_else(|| key.to_string(), |d| d.name.get(lang).to_string())
@@ -443,7 +431,7 @@ pub async fn dashboard(
                 "task_id": o.task_id.to_string(),
                 "reference": o.reference,
                 "type": type_name(defs, &o.app_type, lang),
-                "org": org_name(&scope.orgs, o.org_id, lang),
+                "org": scope.orgs.name_of(o.org_id, lang),
                 "step": step_name(defs, &o.app_type, &o.step_id, lang),
                 "due": o.due_date.to_string(),
                 "working_days": working,
@@ -491,32 +479,26 @@ pub async fn dashboard(
         let mut all: Vec<_> = scope.orgs.iter().collect();
         all.sort_by(|a, b| a.code.cmp(&b.code));
         for o in all {
-            org_options.push(json!({ "id": o.id.to_string(), "name": org_name(&scope.orgs, o.id, lang), "selected": f.org == Some(o.id) }));
+            org_options.push(json!({ "id": o.id.to_string(), "name": scope.orgs.name_of(o.id, lang), "selected": f.org == Some(o.id) }));
         }
     } else {
         for id in &ctx.roles.reviewer_of {
-            org_options.push(json!({ "id": id.to_string(), "name": org_name(&scope.orgs, *id, lang), "selected": f.org == Some(*id) }));
+            org_options.push(json!({ "id": id.to_string(), "name": scope.orgs.name_of(*id, lang), "selected": f.org == Some(*id) }));
         }
     }
     let type_options: Vec<Value> = defs
         .iter()
         .map(|(k, d)| json!({ "key": k, "name": d.name.get(lang), "selected": f.app_type.as_deref() == Some(k.as_str()) }))
         .collect();
-    let errors: Vec<Value> = scope
-        .errors
-        .iter()
-        .map(|(field, key)| json!({ "field": field, "message": i18n::t(lang, key) }))
-        .collect();
-    let mut by_field = serde_json::Map::new();
-    for e in &errors {
-        if let Some(field) = e["field"].as_str() {
-            by_field
-                .entry(field.to_string())
-                .or_insert(e["message"].clone());
-        }
-    }
+    let errors = crate::web::form_errors(
+        lang,
+        scope
+            .errors
+            .iter()
+            .map(|(field, key)| (*field, key.to_string())),
+    );
     let scope_name = match f.org {
-        Some(id) => org_name(&scope.orgs, id, lang),
+        Some(id) => scope.orgs.name_of(id, lang),
         None => i18n::t(lang, "reports-whole-city"),
     };
     let status_headers: Vec<String> = STATUSES
@@ -532,7 +514,7 @@ pub async fn dashboard(
             "orgs": org_options,
             "types": type_options,
             "form": { "from": q.from, "to": q.to },
-            "errors": { "list": errors, "by_field": by_field },
+            "errors": errors,
             "qs": query_string(f),
             "status_headers": status_headers,
             "status_rows": status_rows,
@@ -732,7 +714,7 @@ pub async fn overdue_csv(
             vec![
                 o.reference.clone(),
                 type_name(&s.defs, &o.app_type, lang),
-                org_name(&s.orgs, o.org_id, lang),
+                s.orgs.name_of(o.org_id, lang),
                 step_name(&s.defs, &o.app_type, &o.step_id, lang),
                 o.due_date.to_string(),
                 w.to_string(),
@@ -885,7 +867,7 @@ async fn catalogue_rows(
             vec![
                 c.name,
                 c.uscc,
-                org_name(&orgs, c.district_org_id, lang),
+                orgs.name_of(c.district_org_id, lang),
                 c.ai_field.as_deref().map(field_label).unwrap_or_default(),
                 c.applications.to_string(),
                 c.approved.to_string(),

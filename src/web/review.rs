@@ -49,18 +49,6 @@ fn not_found() -> poem::Error {
     poem::Error::from_status(StatusCode::NOT_FOUND)
 }
 
-fn org_name(orgs: &OrgDirectory, id: Uuid, lang: &str) -> String {
-    orgs.by_id(id)
-        .map(|o| {
-            if lang == "en" {
-                o.name_en.clone()
-            } else {
-                o.name_zh.clone()
-            }
-        })
-        .unwrap_or_default()
-}
-
 /// The active definition of every application type (types are data: whatever is active).
 async fn active_definitions(
     state: &State,
@@ -235,7 +223,7 @@ pub async fn inbox_page(
                 let live = matches!(t.status, TaskStatus::Open | TaskStatus::Claimed);
                 json!({
                     "id": t.id,
-                    "org": org_name(&orgs, t.org_id, lang),
+                    "org": orgs.name_of(t.org_id, lang),
                     "due": t.due_date.to_string(),
                     "due_info": if live { due_info(&calendar, today, t.due_date, lang) } else { Value::Null },
                     "status": task_status_label(lang, t.status),
@@ -469,7 +457,7 @@ async fn render_task(
     let mut candidates: Vec<(String, Uuid, String)> = if countersign {
         orgs.iter()
             .filter(|o| !in_step.contains(&o.id))
-            .map(|o| (o.code.clone(), o.id, org_name(&orgs, o.id, lang)))
+            .map(|o| (o.code.clone(), o.id, orgs.name_of(o.id, lang)))
             .collect()
     } else {
         vec![]
@@ -581,7 +569,7 @@ async fn render_task(
             json!({
                 "id": x.id,
                 "step": def.step(&x.step_id).map(|s| s.name.get(lang).to_string()),
-                "org": org_name(&orgs, x.org_id, lang),
+                "org": orgs.name_of(x.org_id, lang),
                 "status": task_status_label(lang, x.status),
                 "claimant": x.claimant_id.and_then(|c| names.get(&c).cloned()),
                 "due": x.due_date.to_string(),
@@ -676,7 +664,7 @@ async fn render_task(
         "task": {
             "id": t.id,
             "step": step.map(|s| s.name.get(lang).to_string()),
-            "org": org_name(&orgs, t.org_id, lang),
+            "org": orgs.name_of(t.org_id, lang),
             "status": task_status_label(lang, t.status),
             "live": live,
             "mine": t.claimant_id == Some(me.0),
@@ -690,7 +678,7 @@ async fn render_task(
         "company": {
             "name": company.name,
             "uscc": company.uscc,
-            "district": org_name(&orgs, company.district_org_id, lang),
+            "district": orgs.name_of(company.district_org_id, lang),
         },
         "earlier": earlier,
         "sections": sections,
@@ -854,7 +842,7 @@ async fn full_history(
                 "when": crate::calendar::local_time(e.created_at).format("%Y-%m-%d %H:%M").to_string(),
                 "what": i18n::t(lang, &format!("event-{}", e.kind)),
                 "who": e.actor_user_id.and_then(|u| names.get(&u).cloned()),
-                "org": e.actor_org_id.map(|o| org_name(orgs, o, lang)),
+                "org": e.actor_org_id.map(|o| orgs.name_of(o, lang)),
                 "internal": e.internal,
                 "text": text,
                 "items": items,

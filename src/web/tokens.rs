@@ -69,16 +69,8 @@ async fn render(
             })
         })
         .collect();
-    let list: Vec<Value> = errors
-        .iter()
-        .map(|(f, k)| json!({ "field": f, "message": i18n::t(ctx.lang, k) }))
-        .collect();
-    let mut by_field = serde_json::Map::new();
-    for e in &list {
-        if let Some(f) = e["field"].as_str() {
-            by_field.insert(f.to_string(), e["message"].clone());
-        }
-    }
+    let error_list =
+        crate::web::form_errors(ctx.lang, errors.iter().map(|(f, k)| (*f, k.to_string())));
     let chosen = if form.expires_days.is_empty() && errors.is_empty() && secret.is_none() {
         "90"
     } else {
@@ -108,7 +100,7 @@ async fn render(
             "form": { "name": form.name },
             "lifetimes": lifetimes,
             "has_errors": !errors.is_empty(),
-            "errors": { "list": list, "by_field": by_field },
+            "errors": error_list,
         }),
     )?;
     Ok(page.with_status(status).into_response())
