@@ -49,6 +49,8 @@ pub struct Settings {
     pub session_absolute_hours: u64,
     /// Largest attachment in MiB.
     pub attachment_max_mb: usize,
+    /// API requests per token per minute, per instance (429 with `Retry-After` beyond).
+    pub api_requests_per_minute: u32,
 }
 
 #[derive(Serialize)]
@@ -69,6 +71,7 @@ struct Defaults {
     session_idle_minutes: u64,
     session_absolute_hours: u64,
     attachment_max_mb: usize,
+    api_requests_per_minute: u32,
 }
 
 impl Settings {
@@ -92,6 +95,7 @@ impl Settings {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 20,
+            api_requests_per_minute: 1200,
         };
         let mut figment = Figment::from(Serialized::defaults(defaults));
         match file {
@@ -139,6 +143,7 @@ mod tests {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 1,
+            api_requests_per_minute: 1200,
         };
         let debug = format!("{s:?}");
         assert!(

@@ -58,8 +58,13 @@ fn not_found() -> poem::http::StatusCode {
 }
 
 /// Everything under `/api`: the versioned API, its document and its documentation.
-/// `max_body` bounds every request body (the largest upload plus its form overhead).
-pub fn endpoint(state: State, max_body: usize) -> impl Endpoint<Output = poem::Response> + 'static {
+/// `max_body` bounds every request body (the largest upload plus its form overhead);
+/// `per_minute` is each token's request budget per minute on this instance.
+pub fn endpoint(
+    state: State,
+    max_body: usize,
+    per_minute: u32,
+) -> impl Endpoint<Output = poem::Response> + 'static {
     let route = Route::new()
         .nest("/v1", service())
         .at("/openapi.json", get(spec))
@@ -74,6 +79,7 @@ pub fn endpoint(state: State, max_body: usize) -> impl Endpoint<Output = poem::R
             max: max_body,
         },
         limiter: rate::Limiter::default(),
+        per_minute,
     })
 }
 

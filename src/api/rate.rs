@@ -10,8 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
 
-/// Requests per token per minute.
-pub const PER_MINUTE: u32 = 1200;
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// Counts requests per key in fixed windows.
@@ -49,6 +47,8 @@ pub struct RateLimit<E> {
     pub inner: E,
     /// The counts.
     pub limiter: Limiter,
+    /// Requests per token per minute.
+    pub per_minute: u32,
 }
 
 impl<E: Endpoint> Endpoint for RateLimit<E> {
@@ -63,7 +63,7 @@ impl<E: Endpoint> Endpoint for RateLimit<E> {
         if let Some(t) = token {
             // Keyed by the token's hash: the secret is not kept in memory longer than needed.
             let key = hex::encode(Sha256::digest(t.as_bytes()));
-            if let Err(wait) = self.limiter.hit(&key, Instant::now(), PER_MINUTE) {
+            if let Err(wait) = self.limiter.hit(&key, Instant::now(), self.per_minute) {
                 return Ok(ApiError::rate_limited(wait).into_response());
             }
         }

@@ -573,7 +573,11 @@ pub fn app(
     let with_api = Route::new()
         .nest(
             "/api",
-            crate::api::endpoint(state, settings.attachment_max_mb * 1024 * 1024 + 64 * 1024),
+            crate::api::endpoint(
+                state,
+                settings.attachment_max_mb * 1024 * 1024 + 64 * 1024,
+                settings.api_requests_per_minute,
+            ),
         )
         .nest("/", with_errors);
     Ok(with_api
