@@ -8,6 +8,7 @@
 
 pub mod docs;
 pub mod idempotency;
+pub mod operations;
 pub mod problem;
 pub mod rate;
 pub mod tokens;
@@ -31,17 +32,70 @@ fn service() -> OpenApiService<v1::Api, ()> {
              `application/problem+json`.",
         )
         .server("/api/v1")
-        .extra_request_header::<String, _>(
-            poem_openapi::ExtraHeader::new("Idempotency-Key").description(
-                "On POST: a repeat with the same key and body replays the first response; \
-                 the same key with another body is a 422 (1 to 255 visible ASCII characters).",
-            ),
-        )
 }
 
-/// The OpenAPI document, as JSON.
+/// The OpenAPI document, as JSON. The request bodies' objects refuse unknown fields
+/// (`deny_unknown_fields`); the document says so with `additionalProperties: false`, which
+/// the framework leaves out.
 pub fn spec_json() -> String {
-    service().spec()
+    let raw = service().spec();
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&raw) else {
+        return raw;
+    };
+    // The schemas reachable from a request body.
+    let mut pending: Vec<String> = Vec::new();
+    let collect = |v: &serde_json::Value, pending: &mut Vec<String>| {
+        let mut stack = vec![v.clone()];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                        pending.push(r.trim_start_matches("#/components/schemas/").to_string());
+                    }
+                    stack.extend(m.into_iter().map(|(_, v)| v));
+                }
+                serde_json::Value::Array(a) => stack.extend(a),
+                _ => {}
+            }
+        }
+    };
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for ops in paths.values_mut().filter_map(|o| o.as_object_mut()) {
+            for op in ops.values_mut() {
+                collect(&op["requestBody"], &mut pending);
+                // Inline bodies (the multipart upload) are strict too.
+                if let Some(content) = op["requestBody"]["content"].as_object_mut() {
+                    for media in content.values_mut() {
+                        if let Some(s) = media["schema"].as_object_mut()
+                            && s.contains_key("properties")
+                        {
+                            s.entry("additionalProperties")
+                                .or_insert(serde_json::Value::Bool(false));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut strict = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if strict.insert(name.clone()) {
+            let schema = doc["components"]["schemas"][&name].clone();
+            collect(&schema, &mut pending);
+        }
+    }
+    for name in strict {
+        if let Some(s) = doc["components"]["schemas"][&name].as_object_mut()
+            && s.contains_key("properties")
+            && !s.contains_key("additionalProperties")
+        {
+            s.insert(
+                "additionalProperties".into(),
+                serde_json::Value::Bool(false),
+            );
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
 
 #[handler]

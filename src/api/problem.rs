@@ -222,6 +222,7 @@ impl<E: Endpoint> Endpoint for Problems<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        let allow = super::operations::Operations::get().allow(req.uri().path());
         let resp = match self.0.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
@@ -264,20 +265,31 @@ impl<E: Endpoint> Endpoint for Problems<E> {
                 out.headers_mut().insert(k.clone(), v.clone());
             }
         }
-        if status == StatusCode::METHOD_NOT_ALLOWED && !out.headers().contains_key("allow") {
-            out.headers_mut().insert(
-                "allow",
-                poem::http::HeaderValue::from_static("GET, POST, PATCH"),
-            );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            // The path's own methods, from the document (the router's list is not exposed).
+            if let Some(v) = allow.and_then(|a| poem::http::HeaderValue::from_str(&a).ok()) {
+                out.headers_mut().insert("allow", v);
+            }
         }
         Ok(out)
     }
 }
 
 /// A string that must be a JSON string: `false` or `1` where text is expected is refused
-/// (the framework's own `String` would accept them as `"false"` and `"1"`).
+/// (the framework's own `String` would accept them as `"false"` and `"1"`), and so are
+/// control characters other than tab and line breaks (see [`TEXT_PATTERN`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Text(pub String);
+
+/// What text may contain: no control characters but tab, line feed and carriage return
+/// (a NUL cannot even be stored in PostgreSQL's text).
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F]*$";
+
+/// Whether `s` satisfies [`TEXT_PATTERN`].
+pub fn is_clean_text(s: &str) -> bool {
+    !s.chars()
+        .any(|c| matches!(c, '\0'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f' | '\x7f'))
+}
 
 impl Text {
     /// The text.
@@ -296,7 +308,10 @@ impl Type for Text {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(TEXT_PATTERN.to_string()),
+            ..MetaSchema::new("string")
+        }))
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
@@ -313,7 +328,10 @@ impl Type for Text {
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
-            Some(Value::String(s)) => Ok(Text(s)),
+            Some(Value::String(s)) if is_clean_text(&s) => Ok(Text(s)),
+            Some(Value::String(_)) => Err(ParseError::custom(
+                "control characters (other than tab and line breaks) are not allowed",
+            )),
             other => Err(ParseError::expected_type(other.unwrap_or_default())),
         }
     }

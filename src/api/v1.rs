@@ -13,7 +13,7 @@ use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags,
     auth::Bearer,
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -159,13 +159,23 @@ pub fn form_schema(def: &Definition, orgs: &OrgDirectory) -> Value {
     for f in &def.fields {
         let mut s = match f.field_type {
             FieldType::Text => {
-                serde_json::json!({ "type": "string", "minLength": 1, "maxLength": crate::forms::MAX_TEXT })
+                serde_json::json!({
+                    "type": "string", "minLength": 1, "maxLength": crate::forms::MAX_TEXT,
+                    "pattern": super::problem::TEXT_PATTERN,
+                })
             }
             FieldType::LongText => {
-                serde_json::json!({ "type": "string", "minLength": 1, "maxLength": crate::forms::MAX_LONG_TEXT })
+                serde_json::json!({
+                    "type": "string", "minLength": 1, "maxLength": crate::forms::MAX_LONG_TEXT,
+                    "pattern": super::problem::TEXT_PATTERN,
+                })
             }
             FieldType::Number => {
                 serde_json::json!({ "type": "integer", "minimum": 0, "maximum": crate::forms::MAX_NUMBER })
+            }
+            // A required yes/no is a commitment: it must be given as yes.
+            FieldType::Boolean if f.required => {
+                serde_json::json!({ "type": "boolean", "const": true })
             }
             FieldType::Boolean => serde_json::json!({ "type": "boolean" }),
             FieldType::Date => serde_json::json!({ "type": "string", "format": "date" }),
@@ -234,8 +244,11 @@ fn check_values(
                 } else {
                     crate::forms::MAX_LONG_TEXT
                 };
-                v.as_str()
-                    .is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= max)
+                v.as_str().is_some_and(|s| {
+                    !s.trim().is_empty()
+                        && s.chars().count() <= max
+                        && super::problem::is_clean_text(s)
+                })
             }
             FieldType::Number => v
                 .as_i64()
@@ -731,6 +744,7 @@ async fn task_act(
 
 /// A document for one material of an application.
 #[derive(poem_openapi::Multipart)]
+#[oai(deny_unknown_fields)]
 struct UploadForm {
     /// The material's id (see the type's `materials`).
     #[oai(validator(max_length = 64))]
@@ -870,6 +884,11 @@ impl Api {
     async fn register_company(
         &self,
         state: Data<&State>,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         body: Json<NewCompany>,
     ) -> ApiResult<CreatedCompany> {
         let b = body.0;
@@ -988,6 +1007,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         body: Json<NewApplication>,
     ) -> ApiResult<CreatedApplication> {
         let user = auth.0.id;
@@ -1114,6 +1138,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
         form: UploadForm,
     ) -> ApiResult<CreatedAttachment> {
@@ -1195,6 +1224,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<Application>> {
         act(&state, auth.0.id, id.0, Action::Submit).await
@@ -1210,6 +1244,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
         body: Json<ResubmitBody>,
     ) -> ApiResult<Json<Application>> {
@@ -1227,6 +1266,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
         body: Json<WithdrawBody>,
     ) -> ApiResult<Json<Application>> {
@@ -1286,7 +1330,10 @@ impl Api {
         /// Which list (default `todo`).
         tab: Query<Option<TaskTab>>,
         /// Only this application type.
-        #[oai(name = "type", validator(max_length = 64))]
+        #[oai(
+            name = "type",
+            validator(max_length = 64, pattern = "^[A-Za-z0-9_-]*$")
+        )]
         app_type: Query<Option<String>>,
         /// Only open or only claimed tasks.
         status: Query<Option<TaskFilter>>,
@@ -1362,6 +1409,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<TaskDetail>> {
         task_act(
@@ -1379,6 +1431,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<TaskDetail>> {
         task_act(
@@ -1397,6 +1454,11 @@ impl Api {
         &self,
         state: Data<&State>,
         auth: Token,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        _idempotency_key: Header<Option<String>>,
         id: Path<Uuid>,
         body: Json<Decision>,
     ) -> ApiResult<Json<TaskDetail>> {

@@ -348,6 +348,43 @@ async fn readyz(state: Data<&State>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Whether text carries a NUL character, raw or percent-encoded.
+fn carries_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || bytes.windows(3).any(|w| w == b"%00")
+}
+
+/// Refuses (400) a request whose query string or form body carries a NUL character: no
+/// page takes one, and PostgreSQL's text cannot store it (it would be a 500 there and a
+/// silently truncated value elsewhere).
+struct RefuseNul<E>(E);
+
+impl<E: Endpoint> Endpoint for RefuseNul<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let bad_request = || poem::Error::from_status(StatusCode::BAD_REQUEST);
+        if req.uri().query().is_some_and(|q| carries_nul(q.as_bytes())) {
+            return Err(bad_request());
+        }
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(session::MAX_FORM_BODY)
+                .await?;
+            if carries_nul(&bytes) {
+                return Err(bad_request());
+            }
+            req.set_body(bytes);
+        }
+        self.0.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
 /// Renders error pages for error responses that carry no page of their own.
 struct ErrorPages<E> {
     inner: E,
@@ -565,7 +602,7 @@ pub fn app(
         .nest("/", pages)
         .data(state.clone());
     let with_errors = ErrorPages {
-        inner: routes,
+        inner: RefuseNul(routes),
         state: state.clone(),
     };
     // The JSON API: outside the session layer (no cookies, no CSRF) and outside the HTML

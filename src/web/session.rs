@@ -32,7 +32,7 @@ pub const CSRF_FIELD: &str = "_csrf";
 /// Header carrying the CSRF token (for scripts).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest urlencoded body the CSRF check reads.
-const MAX_FORM_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_FORM_BODY: usize = 1024 * 1024;
 /// How often an active session's `last_seen_at` is written.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 

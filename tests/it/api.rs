@@ -442,6 +442,263 @@ db_test!(
     a_company_files_and_reviewers_decide_through_the_api
 );
 
+/// A form for a type made from its published JSON Schema alone, as an integrator's code
+/// would: every property, the first option of each choice, a number, a sentence.
+fn form_from_schema(schema: &Value) -> Value {
+    let mut form = serde_json::Map::new();
+    for (name, p) in schema["properties"].as_object().expect("properties") {
+        let v = match p["type"].as_str() {
+            _ if !p["const"].is_null() => p["const"].clone(),
+            Some("string") if p["enum"].is_array() => p["enum"][0].clone(),
+            Some("string") if p["format"] == "date" => json!("2027-03-01"),
+            Some("string") => json!(format!("{name}:接口填写的说明")),
+            Some("integer") => json!(12),
+            Some("boolean") => json!(false),
+            Some("array") => json!([p["items"]["enum"][0]]),
+            other => panic!("a field type the generator does not know: {other:?} in {p}"),
+        };
+        form.insert(name.clone(), v);
+    }
+    Value::Object(form)
+}
+
+/// Uploads one small PDF for each material id through the API.
+async fn upload_materials(base: &str, token: &str, id: Uuid, materials: &[String]) {
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    for m in materials {
+        let form = reqwest::multipart::Form::new()
+            .text("material", m.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(pdf.clone())
+                    .file_name(format!("{m}.pdf"))
+                    .mime_str("application/pdf")
+                    .expect("mime"),
+            );
+        let resp = api()
+            .post(format!("{base}/api/v1/applications/{id}/attachments"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(resp.status(), StatusCode::CREATED, "{m}");
+    }
+}
+
+/// The open task of application `id` in a reviewer's API inbox, claimed through the API;
+/// returns the reviewer's token and the task id.
+async fn claim_next(t: &TestDb, base: &str, id: Uuid) -> Option<(String, String)> {
+    let (code, _) = live_tasks(&t.db, ApplicationId(id))
+        .await
+        .into_iter()
+        .next()?;
+    let tok = token_for(t, reviewer(&t.db, &code).await).await;
+    let (s, inbox) = get(base, &tok, "/tasks").await;
+    assert_eq!(s, StatusCode::OK, "{inbox}");
+    let task_id = inbox["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|x| x["application_id"] == id.to_string())
+        .unwrap_or_else(|| panic!("the task is in {code}'s inbox: {inbox}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (s, claimed) = post(base, &tok, &format!("/tasks/{task_id}/claim"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{claimed}");
+    Some((tok, task_id))
+}
+
+async fn each_type_is_filed_and_decided_through_the_api_alone(t: &TestDb) {
+    let web = spawn_app(t).await;
+    let base = web.base.as_str();
+    let (_, applicant) = company(&t.db).await;
+    let me = token_for(t, applicant).await;
+    let (s, types) = get(base, &me, "/application-types").await;
+    assert_eq!(s, StatusCode::OK, "{types}");
+    let types = types["items"].as_array().expect("items").clone();
+    let keys: Vec<&str> = types.iter().filter_map(|t| t["key"].as_str()).collect();
+    for key in ["yqyc", "ip_fast_track", "platform_access"] {
+        assert!(keys.contains(&key), "{key} is offered: {keys:?}");
+    }
+
+    for ty in &types {
+        let key = ty["key"].as_str().expect("key");
+        let schema = &ty["form_schema"];
+        // A generic JSON Schema validator accepts the schema, and the form made from it.
+        jsonschema::meta::validate(schema)
+            .unwrap_or_else(|e| panic!("{key}: not a valid JSON Schema: {e}"));
+        let form = form_from_schema(schema);
+        let validator = jsonschema::validator_for(schema).expect("compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&form)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{key}: {errors:?}");
+        let wrong = json!({ "unknown_field": 1 });
+        assert!(
+            !validator.is_valid(&wrong),
+            "{key}: the schema refuses unknown fields"
+        );
+
+        let (s, app) = post(
+            base,
+            &me,
+            "/applications",
+            json!({ "type": key, "form": form }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}: {app}");
+        let id: Uuid = app["id"].as_str().expect("id").parse().expect("uuid");
+        let required: Vec<String> = ty["materials"]
+            .as_array()
+            .expect("materials")
+            .iter()
+            .filter(|m| m["required"] == true)
+            .map(|m| m["id"].as_str().expect("id").to_string())
+            .collect();
+        upload_materials(base, &me, id, &required).await;
+        let (s, submitted) =
+            post(base, &me, &format!("/applications/{id}/submit"), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{key}: {submitted}");
+        let reference = submitted["reference"]
+            .as_str()
+            .expect("reference")
+            .to_string();
+
+        match key {
+            // The IP fast track: the first reviewer returns a section; the company fixes it
+            // through PATCH and resubmits; then every step approves.
+            "ip_fast_track" => {
+                let (tok, task) = claim_next(t, base, id).await.expect("a first task");
+                let section = schema["properties"]
+                    .as_object()
+                    .expect("properties")
+                    .iter()
+                    .find_map(|(name, p)| {
+                        let d = p["description"].as_str()?;
+                        let sec = d.rsplit_once("(section ")?.1.trim_end_matches(')');
+                        Some((name.clone(), sec.to_string()))
+                    })
+                    .expect("a field with its section");
+                let (s, returned) = post(
+                    base,
+                    &tok,
+                    &format!("/tasks/{task}/decision"),
+                    json!({
+                        "action": "return",
+                        "comment": "请补充说明",
+                        "items": [{ "kind": "section", "id": section.1, "note": "说明不够具体" }],
+                    }),
+                )
+                .await;
+                assert_eq!(s, StatusCode::OK, "{returned}");
+                let (s, app) = get(base, &me, &format!("/applications/{id}")).await;
+                assert_eq!(s, StatusCode::OK);
+                assert_eq!(app["status"], "returned", "{app}");
+                // Only the flagged section may change.
+                let fields_of = |sec: &str| -> Vec<String> {
+                    schema["properties"]
+                        .as_object()
+                        .expect("properties")
+                        .iter()
+                        .filter(|(_, p)| {
+                            p["description"]
+                                .as_str()
+                                .is_some_and(|d| d.ends_with(&format!("(section {sec})")))
+                        })
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                };
+                let text_field = fields_of(&section.1)
+                    .into_iter()
+                    .find(|n| {
+                        schema["properties"][n]["type"] == "string"
+                            && schema["properties"][n]["enum"].is_null()
+                    })
+                    .expect("a text field in the returned section");
+                let (s, patched) = call(
+                    base,
+                    &me,
+                    reqwest::Method::PATCH,
+                    &format!("/applications/{id}"),
+                    Some(json!({ "version": app["version"], "values": { text_field.clone(): "补充后的说明" } })),
+                )
+                .await;
+                assert_eq!(s, StatusCode::OK, "{patched}");
+                assert_eq!(patched["form"][&text_field], "补充后的说明");
+                let (s, again) = post(
+                    base,
+                    &me,
+                    &format!("/applications/{id}/resubmit"),
+                    json!({ "note": "已按要求补充" }),
+                )
+                .await;
+                assert_eq!(s, StatusCode::OK, "{again}");
+                approve_to_the_end(t, base, id).await;
+                let (_, done) = get(base, &me, &format!("/applications/{id}")).await;
+                assert_eq!(done["status"], "approved", "{done}");
+            }
+            // Platform access: the operator refuses; the applicant reads the reason.
+            "platform_access" => {
+                let (tok, task) = claim_next(t, base, id).await.expect("a first task");
+                let (s, rejected) = post(
+                    base,
+                    &tok,
+                    &format!("/tasks/{task}/decision"),
+                    json!({ "action": "reject", "comment": "本期算力资源已分配完毕" }),
+                )
+                .await;
+                assert_eq!(s, StatusCode::OK, "{rejected}");
+                let (_, done) = get(base, &me, &format!("/applications/{id}")).await;
+                assert_eq!(done["status"], "rejected", "{done}");
+                let (_, history) = get(base, &me, &format!("/applications/{id}/history")).await;
+                assert!(
+                    history.to_string().contains("本期算力资源已分配完毕"),
+                    "the reason is shown to the applicant: {history}"
+                );
+            }
+            _ => {
+                approve_to_the_end(t, base, id).await;
+                let (_, done) = get(base, &me, &format!("/applications/{id}")).await;
+                assert_eq!(done["status"], "approved", "{done}");
+            }
+        }
+        let (_, mine) = get(base, &me, "/applications").await;
+        assert!(
+            mine["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .any(|a| a["reference"] == reference.as_str()),
+            "{key}: listed with its reference"
+        );
+    }
+}
+db_test!(
+    each_type_is_filed_and_decided_through_the_api_alone,
+    each_type_is_filed_and_decided_through_the_api_alone
+);
+
+/// Every open task of application `id` approved through the API until none is left.
+async fn approve_to_the_end(t: &TestDb, base: &str, id: Uuid) {
+    for _ in 0..20 {
+        let Some((tok, task)) = claim_next(t, base, id).await else {
+            return;
+        };
+        let (s, decided) = post(
+            base,
+            &tok,
+            &format!("/tasks/{task}/decision"),
+            json!({ "action": "approve", "comment": "同意" }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{decided}");
+    }
+    panic!("the case did not end within 20 decisions");
+}
+
 async fn the_web_access_rules_hold_on_the_api(t: &TestDb) {
     let web = spawn_app(t).await;
     let base = web.base.as_str();
