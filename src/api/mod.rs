@@ -64,9 +64,16 @@ pub fn spec_json() -> String {
             for op in ops.values_mut() {
                 collect(&op["requestBody"], &mut pending);
                 // Inline bodies (the multipart upload) are strict too.
-                if let Some(content) = op["requestBody"]["content"].as_object_mut() {
+                // (`get_mut`, not indexing: an index inserts the missing key as null.)
+                let content = op
+                    .get_mut("requestBody")
+                    .and_then(|b| b.get_mut("content"))
+                    .and_then(serde_json::Value::as_object_mut);
+                if let Some(content) = content {
                     for media in content.values_mut() {
-                        if let Some(s) = media["schema"].as_object_mut()
+                        if let Some(s) = media
+                            .get_mut("schema")
+                            .and_then(serde_json::Value::as_object_mut)
                             && s.contains_key("properties")
                         {
                             s.entry("additionalProperties")
@@ -85,7 +92,9 @@ pub fn spec_json() -> String {
         }
     }
     for name in strict {
-        if let Some(s) = doc["components"]["schemas"][&name].as_object_mut()
+        if let Some(s) = doc
+            .pointer_mut(&format!("/components/schemas/{name}"))
+            .and_then(serde_json::Value::as_object_mut)
             && s.contains_key("properties")
             && !s.contains_key("additionalProperties")
         {

@@ -99,6 +99,20 @@ mod tests {
             Some("GET, PATCH")
         );
         assert_eq!(ops.allow("/api/v1/nowhere"), None);
+        // The document itself: bodies only where there are bodies, strict request objects.
+        let doc: serde_json::Value = serde_json::from_str(&crate::api::spec_json()).expect("json");
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("ops") {
+                if let Some(b) = op.get("requestBody") {
+                    assert!(b["content"].is_object(), "{method} {path}: {b}");
+                }
+            }
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["Decision"]["additionalProperties"],
+            serde_json::Value::Bool(false)
+        );
+        assert!(doc["components"]["schemas"]["Application"]["additionalProperties"].is_null());
         assert_eq!(ops.allow("/elsewhere/v1/companies"), None);
     }
 }

@@ -171,7 +171,21 @@ impl Worker {
     pub async fn run_timers_once(&self) -> anyhow::Result<usize> {
         let now = store::now();
         let fired = super::timers::run_once(&self.inner.db, now, self.inner.escalate_after).await?;
-        Ok(fired + self.run_digest_at(now).await?)
+        let digests = self.run_digest_at(now).await?;
+        self.housekeeping(now).await?;
+        Ok(fired + digests)
+    }
+
+    /// Forgets what has expired: sessions past their end, API idempotency keys older than
+    /// a day. Safe on several instances at once (plain deletes by time).
+    pub async fn housekeeping(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let db = &self.inner.db;
+        let keys = crate::api::idempotency::prune(db, now).await?;
+        let sessions = crate::web::session::sweep_expired(db, now).await?;
+        if keys + sessions > 0 {
+            tracing::info!(keys, sessions, "housekeeping: expired rows removed");
+        }
+        Ok(())
     }
 
     /// Fires the daily digest of the local day at `now`, unless its hour (`digest_hour`)

@@ -33,6 +33,19 @@ pub const CSRF_FIELD: &str = "_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest urlencoded body the CSRF check reads.
 pub(crate) const MAX_FORM_BODY: usize = 1024 * 1024;
+
+/// Deletes the sessions whose end has passed at `now` (`expires_at` holds the earlier of
+/// the idle and the absolute end); returns how many.
+pub async fn sweep_expired<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    Ok(session::Entity::delete_many()
+        .filter(session::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
 /// How often an active session's `last_seen_at` is written.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 

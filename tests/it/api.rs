@@ -837,6 +837,33 @@ async fn input_is_strict_and_errors_are_problems(t: &TestDb) {
     let (s, p) = get(base, &me, "/no-such-thing").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{p}");
     assert_eq!(p["type"], "https://zhigang.example/problems/not-found");
+
+    // A NUL (or another control character) in text is refused — on PostgreSQL it could
+    // not even be stored — in the API's own fields, in form values and in filters.
+    let (s, p) = post(base, &me, "/applications", json!({ "type": "yq\u{0}yc" })).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    let (s, p) = post(
+        base,
+        &me,
+        "/applications",
+        json!({ "type": "yqyc", "form": { "plan_description": "扩产\u{0}计划" } }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "form.plan_description", "{p}");
+    let (s, p) = get(base, &me, "/tasks?type=yq%00yc").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    // A wrong method names the path's own methods.
+    let resp = api()
+        .delete(format!("{base}/api/v1/companies"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
 }
 db_test!(
     input_is_strict_and_errors_are_problems,
@@ -1024,8 +1051,28 @@ async fn idempotency_keys_replay_and_concurrent_repeats_have_one_effect(t: &Test
         .await
         .expect("POST");
     assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    let location = again
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let v: Value = again.json().await.expect("json");
     assert!(ids.contains(v["id"].as_str().expect("id")));
+    assert_eq!(
+        location,
+        Some(format!(
+            "/api/v1/applications/{}",
+            v["id"].as_str().expect("id")
+        )),
+        "the replay keeps the Location header"
+    );
     let other = api()
         .post(format!("{base}/api/v1/applications"))
         .bearer_auth(&me)
@@ -1035,6 +1082,66 @@ async fn idempotency_keys_replay_and_concurrent_repeats_have_one_effect(t: &Test
         .await
         .expect("POST");
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Without a token a protected POST is a 401 whatever the key looks like.
+    let anonymous = api()
+        .post(format!("{base}/api/v1/applications"))
+        .header("Idempotency-Key", "not a valid key")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The public registration honours keys too: a repeat replays the 201.
+    let registration = json!({
+        "company_name": "幂等注册有限公司",
+        "uscc": crate::web::fresh_uscc(),
+        "district": "D-120116",
+        "contact_name": "赵工",
+        "email": "idempotent.owner@example.test",
+        "password": "violet-harbour-tractor-58",
+    });
+    let mut first = None;
+    for _ in 0..2 {
+        let resp = api()
+            .post(format!("{base}/api/v1/companies"))
+            .header("Idempotency-Key", "register-1")
+            .json(&registration)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.expect("json");
+        if let Some(f) = &first {
+            assert_eq!(f, &v, "the repeat replays the first response");
+        }
+        first = Some(v);
+    }
+
+    // The worker's housekeeping forgets keys after a day, and expired sessions.
+    let w = zhigang::mail::Worker::new(
+        t.db.clone(),
+        &crate::mail::settings(None, &std::env::temp_dir()),
+    )
+    .expect("worker");
+    let rows = || async {
+        entity::idempotency_key::Entity::find()
+            .all(&t.db)
+            .await
+            .expect("query")
+            .len()
+    };
+    let before = rows().await;
+    assert!(before >= 2);
+    w.housekeeping(chrono::Utc::now())
+        .await
+        .expect("housekeeping");
+    assert_eq!(rows().await, before, "fresh keys are kept");
+    w.housekeeping(chrono::Utc::now() + chrono::Duration::hours(25))
+        .await
+        .expect("housekeeping");
+    assert_eq!(rows().await, 0, "keys older than a day are forgotten");
 }
 db_test!(
     idempotency_keys_replay_and_concurrent_repeats_have_one_effect,

@@ -858,3 +858,25 @@ db_test!(
     company_members,
     the_company_admin_invites_a_colleague_who_sees_the_applications_until_deactivated
 );
+
+async fn a_nul_character_in_a_form_or_a_query_is_refused_with_a_page(t: &TestDb) {
+    let app = spawn_app(t).await;
+    // A registration form with a NUL in a field: 400 with the error page, nothing stored
+    // (on PostgreSQL the value could not even be stored).
+    let resp = register(&app, &fresh_uscc(), "nul\0@example.test").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.expect("body");
+    assert!(html.contains("<html"), "an error page: {html}");
+    let users = user::Entity::find()
+        .filter(user::Column::Email.contains("nul"))
+        .all(&t.db)
+        .await
+        .expect("query");
+    assert!(users.is_empty());
+    let resp = app.get("/login?next=%00").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+db_test!(
+    a_nul_character_in_a_form_or_a_query_is_refused_with_a_page,
+    a_nul_character_in_a_form_or_a_query_is_refused_with_a_page
+);
