@@ -20,6 +20,7 @@ pub const TYPE_BASE: &str = "https://zhigang.example/problems/";
 
 /// One field's problem.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct FieldProblem {
     /// The field (a JSON pointer-like path, e.g. `name` or `form.revenue`).
     pub field: String,
@@ -29,6 +30,7 @@ pub struct FieldProblem {
 
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// A stable URI naming the kind of error.
     #[oai(rename = "type")]

@@ -92,6 +92,7 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
 
 /// An organization of the directory.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Organization {
     id: Uuid,
     /// Its code (`D-120116`, `MIIT`, …).
@@ -104,6 +105,7 @@ struct Organization {
 
 /// A page of organizations.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct OrganizationPage {
     items: Vec<Organization>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -113,6 +115,7 @@ struct OrganizationPage {
 
 /// A section of a form.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct SectionInfo {
     id: String,
     name_zh: String,
@@ -121,6 +124,7 @@ struct SectionInfo {
 
 /// A material (attachment) of an application type.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct MaterialInfo {
     id: String,
     name_zh: String,
@@ -131,6 +135,7 @@ struct MaterialInfo {
 
 /// An application type with its form.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ApplicationType {
     /// The key (`yqyc`, `ip_fast_track`, `platform_access`).
     key: String,
@@ -148,6 +153,7 @@ struct ApplicationType {
 
 /// The application types.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ApplicationTypeList {
     items: Vec<ApplicationType>,
 }
@@ -316,6 +322,7 @@ fn app_status(s: entity::enums::ApplicationStatus) -> AppStatus {
 
 /// An uploaded document of an application.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AttachmentInfo {
     id: Uuid,
     material: Option<String>,
@@ -327,6 +334,7 @@ struct AttachmentInfo {
 
 /// An item the reviewers asked to fix.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ReturnItemInfo {
     /// `section` or `material`.
     kind: String,
@@ -336,6 +344,7 @@ struct ReturnItemInfo {
 
 /// An application.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Application {
     id: Uuid,
     /// The application type's key.
@@ -363,6 +372,7 @@ struct Application {
 
 /// A page of applications.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct ApplicationPage {
     items: Vec<Application>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -412,6 +422,7 @@ struct WithdrawBody {
 
 /// An event of an application's history.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct HistoryEvent {
     id: Uuid,
     /// Position in the history, from 1.
@@ -428,6 +439,7 @@ struct HistoryEvent {
 
 /// An application's history, oldest first.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct HistoryList {
     items: Vec<HistoryEvent>,
 }
@@ -564,6 +576,7 @@ fn task_status(s: TaskStatus) -> TaskState {
 
 /// A review task.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct TaskInfo {
     id: Uuid,
     application_id: Uuid,
@@ -585,6 +598,7 @@ struct TaskInfo {
 
 /// A page of tasks.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct TaskPage {
     items: Vec<TaskInfo>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -594,6 +608,7 @@ struct TaskPage {
 
 /// A task with its application.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct TaskDetail {
     task: TaskInfo,
     application: Application,
@@ -796,6 +811,7 @@ struct NewCompany {
 
 /// A registered company.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct RegisteredCompany {
     /// The new user (the company's administrator).
     user_id: Uuid,
