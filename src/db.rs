@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 
 /// Opens a pool. SQLite gets WAL, foreign keys and a busy timeout, so concurrent writers
 /// wait for each other instead of failing.
@@ -36,6 +36,32 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
     Ok(())
+}
+
+/// A PostgreSQL advisory lock key: "zhigang start-up".
+const STARTUP_LOCK: i64 = 0x7a68_6967_616e_6701;
+
+/// Runs `work` (migrations, reference data, the first administrator) while holding the
+/// database-wide start-up lock, so that instances started together on one PostgreSQL
+/// database do it one after another — the second finds everything done. The lock is a
+/// session advisory lock on a connection of its own, released (also by the server, when
+/// that connection closes) afterwards. SQLite serves one instance per file: no lock.
+pub async fn with_startup_lock<T>(
+    url: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    if !url.starts_with("postgres") {
+        return work.await;
+    }
+    let lock = connect(url, 1).await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_lock({STARTUP_LOCK})"))
+        .await?;
+    let result = work.await;
+    let _ = lock
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})"))
+        .await;
+    let _ = lock.close().await;
+    result
 }
 
 /// True for PostgreSQL.

@@ -21,17 +21,36 @@ pub struct Application {
 
 /// Connects, migrates and seeds the database named by the settings.
 pub async fn prepare_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let conn = db::connect(&settings.database_url(), settings.db_max_connections).await?;
-    db::migrate(&conn).await?;
-    seed::all(&conn).await?;
-    Ok(conn)
+    Ok(prepare(settings, false).await?.0)
+}
+
+/// Connects, then under the start-up lock (instances starting together take turns)
+/// migrates, seeds and, when asked, creates the first administrator (returned so the
+/// caller can print the password once).
+async fn prepare(
+    settings: &Settings,
+    first_admin: bool,
+) -> anyhow::Result<(DatabaseConnection, Option<(String, String)>)> {
+    let url = settings.database_url();
+    let conn = db::connect(&url, settings.db_max_connections).await?;
+    let admin = db::with_startup_lock(&url, async {
+        db::migrate(&conn).await?;
+        seed::all(&conn).await?;
+        if first_admin {
+            seed::first_admin(&conn).await
+        } else {
+            Ok(None)
+        }
+    })
+    .await?;
+    Ok((conn, admin))
 }
 
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = prepare_database(settings).await?;
-        if let Some((email, password)) = seed::first_admin(&db).await? {
+        let (db, admin) = prepare(settings, true).await?;
+        if let Some((email, password)) = admin {
             // Printed once to the operator's terminal, never logged.
             println!("Created the first system administrator: {email} / password: {password}");
             println!("Change this password after the first login.");

@@ -10,6 +10,7 @@ mod engine_props;
 mod engine_table;
 mod filing;
 mod helpers;
+mod instances;
 mod mail;
 mod notify;
 mod org_admin;
