@@ -51,6 +51,9 @@ pub struct Settings {
     pub attachment_max_mb: usize,
     /// API requests per token per minute, per instance (429 with `Retry-After` beyond).
     pub api_requests_per_minute: u32,
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
+    /// hop (the one the proxy appended) instead of the connection's peer.
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Serialize)]
@@ -72,6 +75,7 @@ struct Defaults {
     session_absolute_hours: u64,
     attachment_max_mb: usize,
     api_requests_per_minute: u32,
+    trust_forwarded_for: bool,
 }
 
 impl Settings {
@@ -96,6 +100,7 @@ impl Settings {
             session_absolute_hours: 12,
             attachment_max_mb: 20,
             api_requests_per_minute: 1200,
+            trust_forwarded_for: false,
         };
         let mut figment = Figment::from(Serialized::defaults(defaults));
         match file {
@@ -144,6 +149,7 @@ mod tests {
             session_absolute_hours: 12,
             attachment_max_mb: 1,
             api_requests_per_minute: 1200,
+            trust_forwarded_for: false,
         };
         let debug = format!("{s:?}");
         assert!(

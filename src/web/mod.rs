@@ -47,6 +47,33 @@ pub struct AppState {
     pub base_url: String,
     /// Where uploaded documents go.
     pub attachments: crate::attachments::AttachmentStore,
+    /// Whether the client address comes from `X-Forwarded-For` (behind a proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// The client's address: the connection's peer, or behind a trusted reverse proxy the
+/// last `X-Forwarded-For` hop (the one the proxy itself appended; earlier hops are
+/// whatever the client claimed).
+pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
+                .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        })
+        .flatten();
+    match forwarded {
+        Some(ip) => ip.to_string(),
+        None => req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    }
 }
 
 /// Shared state handle.
@@ -174,11 +201,7 @@ impl<'a> FromRequest<'a> for Ctx {
             .as_deref()
             .and_then(i18n::supported)
             .unwrap_or_else(|| i18n::negotiate(accept));
-        let address = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let address = client_address(req, state.trust_forwarded_for);
         Ok(Ctx {
             session,
             lang,
@@ -498,6 +521,7 @@ pub fn app(
             &settings.data_dir.join("attachments"),
             settings.attachment_max_mb * 1024 * 1024,
         )?,
+        trust_forwarded_for: settings.trust_forwarded_for,
     });
     let session = SessionLayer::new(
         db,
@@ -621,4 +645,32 @@ pub fn app(
         .with(security_headers(secure))
         .map_to_response()
         .boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_the_proxy_only_when_trusted() {
+        let req = Request::builder()
+            .header("x-forwarded-for", "203.0.113.7, 198.51.100.20")
+            .finish();
+        assert_eq!(
+            client_address(&req, true),
+            "198.51.100.20",
+            "the proxy's own hop"
+        );
+        assert_eq!(
+            client_address(&req, false),
+            "unknown",
+            "the peer, not the header"
+        );
+        let forged = Request::builder()
+            .header("x-forwarded-for", "not an address")
+            .finish();
+        assert_eq!(client_address(&forged, true), "unknown");
+        assert!(!carries_nul(b"name=%2500"));
+        assert!(carries_nul(b"name=a%00b"));
+    }
 }

@@ -36,6 +36,7 @@ pub fn settings_for(t: &TestDb, base_url: &str) -> Settings {
         digest_hour: 8,
         stuck_after_working_days: 3,
         api_requests_per_minute: 1200,
+        trust_forwarded_for: false,
         session_idle_minutes: 30,
         session_absolute_hours: 12,
         attachment_max_mb: 1,
