@@ -159,7 +159,7 @@ impl ApiError {
         )
     }
     /// 500: logged with an id, never shown.
-    pub fn internal(e: impl std::fmt::Display) -> poem::Error {
+    pub fn internal(e: impl std::fmt::Display + 'static) -> poem::Error {
         crate::web::internal(e)
     }
 }

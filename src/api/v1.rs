@@ -59,7 +59,7 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<user::Model>
         .ok_or_else(|| ApiError::unauthorized().into())
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+fn internal(e: impl std::fmt::Display + 'static) -> ApiError {
     // Logged with a request id; the client sees a bare 500.
     let _ = crate::web::internal(e);
     ApiError::Internal(Json(super::problem::Problem {

@@ -326,9 +326,58 @@ async fn set_locale(
     Ok(redirect(&next))
 }
 
+/// Whether a database error means the database cannot be reached (down, restarting, the
+/// network or the pool exhausted) rather than a fault of the request.
+pub fn database_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(s)) | DbErr::Exec(RuntimeErr::SqlxError(s)) => {
+            matches!(
+                s.as_ref(),
+                Sqlx::Io(_)
+                    | Sqlx::Tls(_)
+                    | Sqlx::Protocol(_)
+                    | Sqlx::PoolTimedOut
+                    | Sqlx::PoolClosed
+                    | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error passed to [`internal`] is, underneath, an unreachable database.
+fn unavailable(e: &dyn std::any::Any) -> bool {
+    if let Some(db) = e.downcast_ref::<sea_orm::DbErr>() {
+        return database_unreachable(db);
+    }
+    if let Some(crate::store::StoreError::Db(db)) = e.downcast_ref::<crate::store::StoreError>() {
+        return database_unreachable(db);
+    }
+    if let Some(a) = e.downcast_ref::<anyhow::Error>() {
+        return a
+            .chain()
+            .filter_map(|c| c.downcast_ref::<sea_orm::DbErr>())
+            .any(database_unreachable);
+    }
+    false
+}
+
 /// A 500 for an unexpected failure; the cause is logged with a request id, never shown.
-pub fn internal(e: impl std::fmt::Display) -> poem::Error {
+/// When the database cannot be reached it is a 503 instead (the friendly "try again
+/// shortly" page, `Retry-After: 30`): the portal recovers by itself when it returns.
+pub fn internal<E: std::fmt::Display + 'static>(e: E) -> poem::Error {
     let id = uuid::Uuid::now_v7();
+    if unavailable(&e) {
+        tracing::warn!(request_id = %id, error = %e, "database unavailable");
+        let resp = Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header(header::RETRY_AFTER, "30")
+            .body(format!("service unavailable {id}"));
+        return poem::Error::from_response(resp);
+    }
     tracing::error!(request_id = %id, error = %e, "internal error");
     poem::Error::from_string(
         format!("internal error {id}"),

@@ -19,7 +19,12 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 
 /// Registers a company through the web, confirms the email from the outbox link, and
 /// returns the app (logged in) and the user's id.
 async fn verified_company(t: &TestDb) -> (TestApp, UserId) {
-    let app = spawn_app(t).await;
+    verified_company_in(t, &t.data_dir()).await
+}
+
+/// A verified company's user logged in to a portal keeping its data under `data_dir`.
+async fn verified_company_in(t: &TestDb, data_dir: &std::path::Path) -> (TestApp, UserId) {
+    let app = crate::web::spawn_app_in(t, data_dir).await;
     let email = format!(
         "applicant-{}@example.cn",
         rand::random_range(0..1_000_000_000u32)
@@ -841,4 +846,44 @@ async fn internal_reviewer_notes_never_reach_the_applicant(t: &TestDb) {
 db_test!(
     internal_notes_hidden,
     internal_reviewer_notes_never_reach_the_applicant
+);
+
+async fn an_unwritable_attachment_store_gives_a_clear_error_and_records_nothing(t: &TestDb) {
+    let data = tempfile::tempdir().expect("tmp");
+    let (app, _) = verified_company_in(t, data.path()).await;
+    let id = new_draft(&app, "yqyc").await;
+    let attachments = || async {
+        entity::attachment::Entity::find()
+            .filter(entity::attachment::Column::ApplicationId.eq(id))
+            .all(&t.db)
+            .await
+            .expect("query")
+            .len()
+    };
+    // The store breaks: a file where its folder was (a full or read-only disk fails the
+    // same write).
+    let store = data.path().join("attachments");
+    std::fs::remove_dir_all(&store).expect("remove the store");
+    std::fs::write(&store, b"not a folder").expect("block the store");
+    let resp = upload(&app, id, "plan_document", PDF, "plan.pdf").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = app
+        .get(&format!("/applications/{id}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("文件保存失败"), "a clear message: {page}");
+    assert_eq!(attachments().await, 0, "nothing recorded");
+
+    // Repaired, the same upload goes through.
+    std::fs::remove_file(&store).expect("unblock");
+    std::fs::create_dir_all(&store).expect("store");
+    let resp = upload(&app, id, "plan_document", PDF, "plan.pdf").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(attachments().await, 1);
+}
+db_test!(
+    an_unwritable_attachment_store_gives_a_clear_error_and_records_nothing,
+    an_unwritable_attachment_store_gives_a_clear_error_and_records_nothing
 );

@@ -8,6 +8,7 @@ mod cli;
 mod engine_fixture;
 mod engine_props;
 mod engine_table;
+mod faults;
 mod filing;
 mod helpers;
 mod instances;

@@ -44,7 +44,13 @@ pub fn settings_for(t: &TestDb, base_url: &str) -> Settings {
 }
 
 pub async fn spawn_app(t: &TestDb) -> TestApp {
-    let settings = settings_for(t, "http://portal.test");
+    spawn_app_in(t, &t.data_dir()).await
+}
+
+/// The application with its data (attachments, mail files) under `data_dir`.
+pub async fn spawn_app_in(t: &TestDb, data_dir: &std::path::Path) -> TestApp {
+    let mut settings = settings_for(t, "http://portal.test");
+    settings.data_dir = data_dir.to_path_buf();
     let app = Application::with_database(&settings, t.db.clone())
         .await
         .expect("build app");
