@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use entity::enums::OrgRole;
 use reqwest::{StatusCode, header};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::access::{ROLES, Role, rows, world};
 use crate::db_test;
@@ -297,4 +297,375 @@ async fn behind_an_https_base_url_cookies_are_secure_and_hsts_is_sent(t: &TestDb
 db_test!(
     https_cookies_and_hsts,
     behind_an_https_base_url_cookies_are_secure_and_hsts_is_sent
+);
+
+/// `zhigang serve` as a child process with its real logger at `filter`, on the database at
+/// `database_url`; stderr (the log) and stdout are collected while it runs.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn serve_logging(database_url: &str, data_dir: &std::path::Path, filter: &str) -> Served {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zhigang"))
+        .env("ZHIGANG_DATABASE_URL", database_url)
+        .env("ZHIGANG_DATA_DIR", data_dir)
+        .env("ZHIGANG_LISTEN", "127.0.0.1:0")
+        .env("ZHIGANG_BASE_URL", "http://portal.test")
+        .env("ZHIGANG_RUN_WORKER", "true")
+        .env("ZHIGANG_LOG", filter)
+        .env("RUST_LOG", filter)
+        .env("NO_COLOR", "1")
+        .env_remove("ZHIGANG_SMTP_URL")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let log = Arc::new(Mutex::new(String::new()));
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let mut readers = Vec::new();
+    let err = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    readers.push(std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("serving")
+                && let Some(addr) = line.split("addr=").nth(1)
+            {
+                let _ = addr_tx.send(addr.trim().to_string());
+            }
+            let mut l = sink.lock().expect("log");
+            l.push_str(&line);
+            l.push('\n');
+        }
+    }));
+    let out = child.stdout.take().expect("stdout");
+    let sink = stdout.clone();
+    readers.push(std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let mut l = sink.lock().expect("stdout");
+            l.push_str(&line);
+            l.push('\n');
+        }
+    }));
+    let Ok(addr) = addr_rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!(
+            "the server did not start: {}",
+            log.lock().expect("log").as_str()
+        );
+    };
+    Served {
+        child,
+        base: format!("http://{addr}"),
+        log,
+        stdout,
+        readers,
+    }
+}
+
+impl Served {
+    /// Stops the server as a process manager does (SIGTERM) and returns its whole log.
+    fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        self.log.lock().expect("log").clone()
+    }
+}
+
+/// Session ids from every `Set-Cookie` of `resp`.
+fn remember_cookies(resp: &reqwest::Response, secrets: &mut Vec<(String, String)>) {
+    for c in resp.headers().get_all(header::SET_COOKIE) {
+        let value = c
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        if !value.is_empty() {
+            secrets.push(("session id".into(), value));
+        }
+    }
+}
+
+/// The API token shown on the tokens page (`zg_` + 64 hex digits).
+fn token_on(html: &str) -> String {
+    let start = html.find("zg_").expect("the new token is shown");
+    html[start..].chars().take(67).collect()
+}
+
+async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
+    let data_dir = t.data_dir();
+    // Everything the server and its libraries log, at the most verbose level there is.
+    let filter = "trace";
+    let served = tokio::task::spawn_blocking({
+        let url = t.url.clone();
+        let dir = data_dir.clone();
+        move || serve_logging(&url, &dir, filter)
+    })
+    .await
+    .expect("join");
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    // The first administrator's password, printed once on stdout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let admin_password = loop {
+        let out = served.stdout.lock().expect("stdout").clone();
+        if let Some(p) = out
+            .lines()
+            .find_map(|l| l.split("password: ").nth(1))
+            .map(str::trim)
+        {
+            break p.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first admin's password is printed: {out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    secrets.push(("first admin's password".into(), admin_password.clone()));
+
+    let app = TestApp {
+        base: served.base.clone(),
+        client: client(),
+    };
+    let note_csrf = |html: &str, secrets: &mut Vec<(String, String)>| {
+        secrets.push(("CSRF token".into(), csrf_of(html)));
+    };
+
+    // A company registers on the web and confirms its address.
+    let password = "cobalt-meadow-lantern-63";
+    let email = format!("log-{}@example.cn", rand::random_range(0..1_000_000u32));
+    secrets.push(("registration password".into(), password.into()));
+    let page = app.get("/register").await;
+    remember_cookies(&page, &mut secrets);
+    note_csrf(&page.text().await.expect("body"), &mut secrets);
+    let resp = app
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("company_name", "天津日志审计科技有限公司"),
+                ("uscc", &crate::web::fresh_uscc()),
+                ("district", "D-120116"),
+                ("contact_name", "李工"),
+                ("email", &email),
+                ("password", password),
+                ("password_confirm", password),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "registered");
+    remember_cookies(&resp, &mut secrets);
+    let user_id = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("user")
+        .id;
+    let verify = crate::web::mail_link(t, user_id, "verification").await;
+    secrets.push((
+        "verification token".into(),
+        verify.split("token=").nth(1).expect("token").to_string(),
+    ));
+    assert_eq!(app.get(&verify).await.status(), StatusCode::OK, "verified");
+
+    // Out, a wrong password, back in.
+    let resp = app.submit("/account", "/logout", &[]).await;
+    remember_cookies(&resp, &mut secrets);
+    let wrong = "saffron-quarry-nebula-41";
+    secrets.push(("wrong password".into(), wrong.into()));
+    let resp = app
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", wrong)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "wrong password");
+    let resp = app
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", password)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "signed in");
+    remember_cookies(&resp, &mut secrets);
+
+    // A password reset by email.
+    let resp = app
+        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "reset requested");
+    let reset = crate::web::mail_link(t, user_id, "password_reset").await;
+    let reset_token = reset.split("token=").nth(1).expect("token").to_string();
+    secrets.push(("reset token".into(), reset_token.clone()));
+    let new_password = "harbor-violet-compass-29";
+    secrets.push(("new password".into(), new_password.into()));
+    let resp = app
+        .submit(
+            &reset,
+            "/password/reset",
+            &[
+                ("token", &reset_token),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "password reset");
+    remember_cookies(&resp, &mut secrets);
+    let resp = app
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", new_password)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "signed in again");
+    remember_cookies(&resp, &mut secrets);
+
+    // A personal API token, created on the web and used.
+    let created = app
+        .submit(
+            "/account/tokens",
+            "/account/tokens",
+            &[("name", "ERP"), ("expires_days", "30")],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK, "token created");
+    let token = token_on(&created.text().await.expect("body"));
+    secrets.push(("API token".into(), token.clone()));
+    let api = reqwest::Client::new();
+    let resp = api
+        .get(format!("{}/api/v1/applications", served.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::OK, "the token works");
+    let resp = api
+        .post(format!("{}/api/v1/applications", served.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"type": "yqyc", "form": {"ai_field": "robots"}}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "a draft through the API"
+    );
+    let forged = format!("zg_{}", "5a".repeat(32));
+    secrets.push(("unknown API token".into(), forged.clone()));
+    let resp = api
+        .get(format!("{}/api/v1/applications", served.base))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "an unknown token");
+    // A second company registers through the API, with its password in the JSON body.
+    let api_password = "ember-glacier-willow-85";
+    secrets.push(("API registration password".into(), api_password.into()));
+    let resp = api
+        .post(format!("{}/api/v1/companies", served.base))
+        .json(&serde_json::json!({
+            "company_name": "天津接口日志有限公司",
+            "uscc": crate::web::fresh_uscc(),
+            "district": "D-120116",
+            "contact_name": "赵工",
+            "email": format!("api-{email}"),
+            "password": api_password,
+        }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "registered through the API"
+    );
+
+    // The first administrator signs in.
+    let admin = TestApp {
+        base: served.base.clone(),
+        client: client(),
+    };
+    let resp = admin
+        .submit(
+            "/login",
+            "/login",
+            &[("email", "admin@localhost"), ("password", &admin_password)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "admin signed in");
+    remember_cookies(&resp, &mut secrets);
+    assert_eq!(admin.get("/admin").await.status(), StatusCode::OK);
+
+    // The worker delivers the account mail (as .eml files: no SMTP configured).
+    let mail_dir = data_dir.join("mail");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&mail_dir).map_or(0, |d| d.count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker wrote the account mail"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let log = tokio::task::spawn_blocking(move || served.stop())
+        .await
+        .expect("join");
+    // The log is the real one, at the level asked for: requests, mail and SQL-level detail.
+    assert!(log.contains("serving"), "{log}");
+    assert!(log.contains("DEBUG"), "debug level is on: {log}");
+    assert!(log.contains("company registered"), "{log}");
+    assert!(log.contains("API token created"), "{log}");
+    let sessions = secrets.iter().filter(|(k, _)| k == "session id").count();
+    assert!(sessions >= 4, "session ids were issued: {secrets:?}");
+    let leaks: Vec<String> = secrets
+        .iter()
+        .filter(|(_, v)| log.contains(v.as_str()))
+        .map(|(what, v)| {
+            let line = log.lines().find(|l| l.contains(v.as_str())).unwrap_or("");
+            format!("the {what} appears in the log: {line}")
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{}\n({} lines of log checked)",
+        leaks.join("\n"),
+        log.lines().count()
+    );
+}
+db_test!(
+    no_secrets_in_logs,
+    a_realistic_run_logs_no_password_token_or_session_id
 );
