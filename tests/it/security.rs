@@ -300,7 +300,7 @@ db_test!(
 );
 
 /// `zhigang serve` as a child process with its real logger at `filter`, on the database at
-/// `database_url`; stderr (the log) and stdout are collected while it runs.
+/// `database_url`, mailing through `smtp_url`; stderr (the log) and stdout are collected while it runs.
 struct Served {
     child: std::process::Child,
     base: String,
@@ -309,7 +309,12 @@ struct Served {
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn serve_logging(database_url: &str, data_dir: &std::path::Path, filter: &str) -> Served {
+fn serve_logging(
+    database_url: &str,
+    smtp_url: &str,
+    data_dir: &std::path::Path,
+    filter: &str,
+) -> Served {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     use std::sync::{Arc, Mutex};
@@ -322,7 +327,7 @@ fn serve_logging(database_url: &str, data_dir: &std::path::Path, filter: &str) -
         .env("ZHIGANG_LOG", filter)
         .env("RUST_LOG", filter)
         .env("NO_COLOR", "1")
-        .env_remove("ZHIGANG_SMTP_URL")
+        .env("ZHIGANG_SMTP_URL", smtp_url)
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -418,18 +423,57 @@ fn token_on(html: &str) -> String {
     html[start..].chars().take(67).collect()
 }
 
+/// Standard base64, for the form an SMTP `AUTH PLAIN` sends credentials in.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    // Mail goes out through an SMTP server that wants a password.
+    let smtp = crate::mail::SmtpServer::start_new().await;
+    let smtp_password = "kestrel-vapour-orbit-14";
+    smtp.require_auth("mailer", smtp_password);
+    secrets.push(("SMTP password".into(), smtp_password.into()));
+    secrets.push((
+        "SMTP credentials as AUTH PLAIN sends them".into(),
+        base64(format!("\0mailer\0{smtp_password}").as_bytes()),
+    ));
+    let smtp_url = smtp
+        .url()
+        .replace("smtp://", &format!("smtp://mailer:{smtp_password}@"));
+    // On PostgreSQL the database URL carries a password too (the test server trusts local
+    // connections, so any password is accepted and none is needed).
+    let mut database_url = t.url.clone();
+    if t.backend == Backend::Postgres && database_url.contains("://postgres@") {
+        let db_password = "granite-sparrow-lotus-70";
+        database_url = database_url.replace("://postgres@", &format!("://postgres:{db_password}@"));
+        secrets.push(("database password".into(), db_password.into()));
+    }
     let data_dir = t.data_dir();
     // Everything the server and its libraries log, at the most verbose level there is.
     let filter = "trace";
     let served = tokio::task::spawn_blocking({
-        let url = t.url.clone();
         let dir = data_dir.clone();
-        move || serve_logging(&url, &dir, filter)
+        move || serve_logging(&database_url, &smtp_url, &dir, filter)
     })
     .await
     .expect("join");
-    let mut secrets: Vec<(String, String)> = Vec::new();
     // The first administrator's password, printed once on stdout.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let admin_password = loop {
@@ -629,16 +673,8 @@ async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
     remember_cookies(&resp, &mut secrets);
     assert_eq!(admin.get("/admin").await.status(), StatusCode::OK);
 
-    // The worker delivers the account mail (as .eml files: no SMTP configured).
-    let mail_dir = data_dir.join("mail");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read_dir(&mail_dir).map_or(0, |d| d.count()) < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker wrote the account mail"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // The worker delivers the account mail: two verifications, the reset, the change.
+    smtp.wait_for(4, std::time::Duration::from_secs(30)).await;
 
     let log = tokio::task::spawn_blocking(move || served.stop())
         .await
@@ -648,6 +684,7 @@ async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
     assert!(log.contains("DEBUG"), "debug level is on: {log}");
     assert!(log.contains("company registered"), "{log}");
     assert!(log.contains("API token created"), "{log}");
+    assert!(log.contains("mail sent"), "{log}");
     let sessions = secrets.iter().filter(|(k, _)| k == "session id").count();
     assert!(sessions >= 4, "session ids were issued: {secrets:?}");
     let leaks: Vec<String> = secrets
