@@ -595,6 +595,53 @@ async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER, "signed in again");
     remember_cookies(&resp, &mut secrets);
 
+    // A colleague invited by email sets a password with the link.
+    let colleague = format!("colleague-{email}");
+    let resp = app
+        .submit(
+            "/company/members",
+            "/company/members/invite",
+            &[("name", "周同事"), ("email", &colleague)],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "invited");
+    let colleague_id = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(colleague.as_str()))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .expect("invited user")
+        .id;
+    let invitation = crate::web::mail_link(t, colleague_id, "invitation").await;
+    let invitation_token = invitation
+        .split("token=")
+        .nth(1)
+        .expect("token")
+        .to_string();
+    secrets.push(("invitation token".into(), invitation_token.clone()));
+    let colleague_password = "copper-meadow-signal-42";
+    secrets.push((
+        "invited colleague's password".into(),
+        colleague_password.into(),
+    ));
+    let guest = TestApp {
+        base: served.base.clone(),
+        client: client(),
+    };
+    let resp = guest
+        .submit(
+            &invitation,
+            "/invitation",
+            &[
+                ("token", &invitation_token),
+                ("password", colleague_password),
+                ("password_confirm", colleague_password),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "invitation accepted");
+    remember_cookies(&resp, &mut secrets);
+
     // A personal API token, created on the web and used.
     let created = app
         .submit(
@@ -673,8 +720,9 @@ async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
     remember_cookies(&resp, &mut secrets);
     assert_eq!(admin.get("/admin").await.status(), StatusCode::OK);
 
-    // The worker delivers the account mail: two verifications, the reset, the change.
-    smtp.wait_for(4, std::time::Duration::from_secs(30)).await;
+    // The worker delivers the account mail: two verifications, the reset, the change, the
+    // invitation.
+    smtp.wait_for(5, std::time::Duration::from_secs(30)).await;
 
     let log = tokio::task::spawn_blocking(move || served.stop())
         .await
