@@ -1,15 +1,27 @@
 //! The `zhigang` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::{FilterExt, Targets};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("ZHIGANG_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+    // Whatever the filter asks for, two libraries stay above the levels where they log
+    // secrets: handlebars logs at debug every value a template renders (API tokens shown
+    // once, CSRF tokens), and sea-orm's trace spans carry the connection options, database
+    // password included. A cap, not a floor: a quieter filter stays quieter.
+    let filter = EnvFilter::try_from_env("ZHIGANG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let caps = Targets::new()
+        .with_default(Level::TRACE)
+        .with_target("handlebars", Level::INFO)
+        .with_target("sea_orm", Level::DEBUG);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter.and(caps)),
         )
-        .with_writer(std::io::stderr)
         .init();
     let cli = zhigang::cli::Cli::parse();
     match zhigang::cli::run(cli).await {

@@ -17,5 +17,6 @@ mod notify;
 mod org_admin;
 mod reports;
 mod review;
+mod security;
 mod store;
 mod web;
