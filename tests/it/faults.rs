@@ -166,3 +166,285 @@ db_test!(
     database_down,
     the_portal_answers_503_while_the_database_is_down_and_recovers
 );
+
+/// The `zhigang serve` process of the kill test.
+fn serve(t: &TestDb, data: &std::path::Path, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zhigang"))
+        .arg("serve")
+        .env("ZHIGANG_DATABASE_URL", &t.url)
+        .env("ZHIGANG_DATA_DIR", data)
+        .env("ZHIGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ZHIGANG_BASE_URL", "http://portal.test")
+        .env("ZHIGANG_API_REQUESTS_PER_MINUTE", "100000000")
+        .env("ZHIGANG_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start zhigang serve")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .map(|r| r.status()),
+        Ok(StatusCode::OK)
+    ) {
+        assert!(Instant::now() < deadline, "{base} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// History events of the kinds the clients drive.
+async fn driven_events(t: &TestDb) -> usize {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    entity::history_event::Entity::find()
+        .filter(entity::history_event::Column::Kind.is_in(["claim", "approve"]))
+        .count(&t.db)
+        .await
+        .expect("count") as usize
+}
+
+/// Whether `user`'s claim (`approve == false`) or approval of `task` is in the database.
+async fn applied(
+    db: &sea_orm::DatabaseConnection,
+    task: uuid::Uuid,
+    user: uuid::Uuid,
+    approve: bool,
+) -> bool {
+    use entity::enums::TaskStatus;
+    use sea_orm::EntityTrait;
+    let row = entity::task::Entity::find_by_id(task)
+        .one(db)
+        .await
+        .expect("query")
+        .expect("task");
+    if approve {
+        row.status == TaskStatus::Approved && row.acted_by == Some(user)
+    } else {
+        row.claimant_id == Some(user) || row.acted_by == Some(user)
+    }
+}
+
+async fn killed_five_times_during_transitions_nothing_is_lost_or_doubled(t: &TestDb) {
+    use sea_orm::EntityTrait;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::sync::RwLock;
+    let target: usize = std::env::var("ZHIGANG_TEST_KILL_TRANSITIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    // Enough work: each 一企一策 case offers several claim + approve pairs on its route.
+    let (company, applicant) = company(&t.db).await;
+    for _ in 0..target.div_ceil(4) {
+        submitted_yqyc(&t.db, company, applicant, &["talent"]).await;
+    }
+    // A reviewer with a token for every organization.
+    let mut reviewers = Vec::new();
+    for o in entity::organization::Entity::find()
+        .all(&t.db)
+        .await
+        .expect("organizations")
+    {
+        let who = reviewer(&t.db, &o.code).await;
+        let secret = zhigang::api::tokens::create(&t.db, who.0, "kill", Some(1))
+            .await
+            .expect("query")
+            .expect("valid")
+            .secret;
+        reviewers.push((who.0, secret));
+    }
+    let data = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let base = Arc::new(std::sync::Mutex::new(format!("http://127.0.0.1:{port}")));
+    let mut server = serve(t, data.path(), port);
+    let first = base.lock().expect("base").clone();
+    wait_ready(&first).await;
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(RwLock::new(()));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..6usize {
+        let (base, acked, done, gate, http) = (
+            base.clone(),
+            acked.clone(),
+            done.clone(),
+            gate.clone(),
+            http.clone(),
+        );
+        let mine: Vec<(uuid::Uuid, String)> =
+            reviewers.iter().skip(c).step_by(6).cloned().collect();
+        let db = TestDbRef(t.url.clone());
+        clients.spawn(async move {
+            let t = db.open().await;
+            // Until told to stop, or 15 s without work while the server answers (cases
+            // move from step to step as others approve; a restart is not "no work").
+            let mut last_work = Instant::now();
+            while !done.load(Ordering::SeqCst) && last_work.elapsed() < Duration::from_secs(15) {
+                for (user, token) in &mine {
+                    let _open = gate.read().await;
+                    let b = base.lock().expect("base").clone();
+                    let Ok(resp) = http
+                        .get(format!("{b}/api/v1/tasks?limit=5"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                    else {
+                        last_work = Instant::now();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let Ok(page) = resp.json::<serde_json::Value>().await else {
+                        last_work = Instant::now();
+                        continue;
+                    };
+                    let ids: Vec<uuid::Uuid> = page["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x["status"] == "open")
+                        .filter_map(|x| x["id"].as_str()?.parse().ok())
+                        .collect();
+                    for task in ids.into_iter().take(2) {
+                        for (step, approve) in [("claim", false), ("decision", true)] {
+                            let body = if approve {
+                                serde_json::json!({ "action": "approve", "comment": "同意" })
+                            } else {
+                                serde_json::json!({})
+                            };
+                            let sent = http
+                                .post(format!("{b}/api/v1/tasks/{task}/{step}"))
+                                .bearer_auth(token)
+                                .json(&body)
+                                .send()
+                                .await;
+                            let ok = match sent {
+                                Ok(r) if r.status() == StatusCode::OK => true,
+                                Ok(_) => false,
+                                // The server died under the request: whether it was applied
+                                // is read back from the database once it is up again.
+                                Err(_) => {
+                                    let nb = loop {
+                                        let nb = base.lock().expect("base").clone();
+                                        if nb != b
+                                            || reqwest::get(format!("{nb}/readyz")).await.is_ok()
+                                        {
+                                            break nb;
+                                        }
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                    };
+                                    wait_ready(&nb).await;
+                                    applied(&t, task, *user, approve).await
+                                }
+                            };
+                            if !ok {
+                                break;
+                            }
+                            last_work = Instant::now();
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+
+    // Five kills spread over the run; after each restart, with the clients held at the
+    // gate: events = acknowledged transitions, stored states = replays, the outbox moving.
+    for k in 1..=5usize {
+        while acked.load(Ordering::SeqCst) < target * k / 6 {
+            if let Some(r) = clients.try_join_next() {
+                r.expect("client");
+            }
+            assert!(
+                !clients.is_empty(),
+                "the clients ran out of work at {} transitions",
+                acked.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.kill().expect("SIGKILL");
+        server.wait().expect("reap");
+        let port = free_port();
+        server = serve(t, data.path(), port);
+        let nb = format!("http://127.0.0.1:{port}");
+        *base.lock().expect("base") = nb.clone();
+        wait_ready(&nb).await;
+        let _held = gate.write().await;
+        let events = driven_events(t).await;
+        let a = acked.load(Ordering::SeqCst);
+        assert_eq!(
+            events, a,
+            "after kill {k}: history events vs acknowledged transitions"
+        );
+        let report = zhigang::audit::verify(&t.db).await.expect("verify");
+        assert!(
+            report.problems.is_empty(),
+            "after kill {k}: {:?}",
+            report.problems
+        );
+        eprintln!("kill {k}: {a} transitions acknowledged, all in the history, replays equal");
+    }
+    while acked.load(Ordering::SeqCst) < target && !clients.is_empty() {
+        if clients.try_join_next().is_some() {
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    while let Some(r) = clients.join_next().await {
+        r.expect("client");
+    }
+    let a = acked.load(Ordering::SeqCst);
+    assert!(a >= target, "only {a} of {target} transitions");
+    assert_eq!(driven_events(t).await, a);
+    // The outbox resumed after every restart: it drains.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        let queued = entity::outbox::Entity::find()
+            .filter(entity::outbox::Column::Status.eq(entity::enums::OutboxStatus::Queued))
+            .count(&t.db)
+            .await
+            .expect("count");
+        if queued == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{queued} messages stuck in the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    eprintln!("killed 5 times: {a} transitions, none lost or doubled; outbox drained");
+}
+db_test!(
+    killed_five_times,
+    killed_five_times_during_transitions_nothing_is_lost_or_doubled
+);
+
+/// A handle to open the test's database again inside a spawned client.
+struct TestDbRef(String);
+
+impl TestDbRef {
+    async fn open(&self) -> sea_orm::DatabaseConnection {
+        zhigang::db::connect(&self.0, 2).await.expect("connect")
+    }
+}
