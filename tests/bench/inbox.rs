@@ -8,7 +8,8 @@ use entity::task;
 use hdrhistogram::Histogram;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -201,6 +202,48 @@ async fn measure_both(
     })
 }
 
+/// Prints how the database runs the to-do page's query (built like `store::inbox::list`'s)
+/// and how long the navigation badge's count takes: where the time of a page goes.
+async fn diagnose(db: &DatabaseConnection, reviewer: Uuid, org: Uuid) -> anyhow::Result<()> {
+    let orgs = std::collections::BTreeSet::from([org]);
+    let started = Instant::now();
+    let count = zhigang::store::inbox::count_todo(db, reviewer, &orgs).await?;
+    println!(
+        "  count_todo (the badge on every reviewer page): {count} in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let backend = db.get_database_backend();
+    let relation: sea_orm::RelationDef = task::Entity::belongs_to(entity::application::Entity)
+        .from(task::Column::ApplicationId)
+        .to(entity::application::Column::Id)
+        .into();
+    let stmt = task::Entity::find()
+        .join(sea_orm::JoinType::InnerJoin, relation)
+        .select_also(entity::application::Entity)
+        .filter(zhigang::store::inbox::todo_condition(reviewer, &orgs))
+        .order_by_asc(task::Column::DueDate)
+        .order_by_asc(task::Column::Id)
+        .limit(51)
+        .build(backend);
+    let prefix = match backend {
+        DbBackend::Postgres => "EXPLAIN (ANALYZE, COSTS OFF) ",
+        _ => "EXPLAIN QUERY PLAN ",
+    };
+    let explain = sea_orm::Statement {
+        sql: format!("{prefix}{}", stmt.sql),
+        ..stmt
+    };
+    println!("  plan of the to-do page query:");
+    for row in db.query_all_raw(explain).await? {
+        let line: String = match backend {
+            DbBackend::Postgres => row.try_get_by_index(0)?,
+            _ => row.try_get_by_index(3)?,
+        };
+        println!("    {line}");
+    }
+    Ok(())
+}
+
 /// Runs the scenario on one backend.
 pub async fn run(_opts: &Options, report: &mut Report, backend: Backend) -> anyhow::Result<()> {
     let name = match backend {
@@ -275,6 +318,7 @@ pub async fn run(_opts: &Options, report: &mut Report, backend: Backend) -> anyh
         started.elapsed().as_secs_f64()
     );
     let s = measure_both(&t, data.path(), email, &token, requests).await?;
+    diagnose(&t.db, reviewer, district.0).await?;
     println!(
         "  {small}: {} open tasks; /inbox {}; /api/v1/tasks {}",
         s.open,
@@ -294,6 +338,7 @@ pub async fn run(_opts: &Options, report: &mut Report, backend: Backend) -> anyh
         started.elapsed().as_secs_f64()
     );
     let l = measure_both(&t, data.path(), email, &token, requests).await?;
+    diagnose(&t.db, reviewer, district.0).await?;
     println!(
         "  {large}: {} open tasks; /inbox {}; /api/v1/tasks {}",
         l.open,
