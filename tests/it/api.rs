@@ -341,29 +341,10 @@ async fn a_company_files_and_reviewers_decide_through_the_api(t: &TestDb) {
     // Without the materials, submission names what is missing.
     let (s, missing) = post(base, &me, &format!("/applications/{id}/submit"), json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{missing}");
-    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
-    let mut last = String::new();
-    for m in &required {
-        let form = reqwest::multipart::Form::new()
-            .text("material", m.clone())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(pdf.clone())
-                    .file_name(format!("{m}.pdf"))
-                    .mime_str("application/pdf")
-                    .expect("mime"),
-            );
-        let resp = api()
-            .post(format!("{base}/api/v1/applications/{id}/attachments"))
-            .bearer_auth(&me)
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        let att: Value = resp.json().await.expect("json");
-        last = att["id"].as_str().expect("id").to_string();
-    }
+    let last = upload_materials(base, &me, id, &required)
+        .await
+        .pop()
+        .expect("an attachment");
     let resp = api()
         .get(format!(
             "{base}/api/v1/applications/{id}/attachments/{last}"
@@ -373,7 +354,7 @@ async fn a_company_files_and_reviewers_decide_through_the_api(t: &TestDb) {
         .await
         .expect("download");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.bytes().await.expect("bytes").to_vec(), pdf);
+    assert_eq!(resp.bytes().await.expect("bytes").to_vec(), PDF);
     let (s, submitted) = post(base, &me, &format!("/applications/{id}/submit"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{submitted}");
     assert!(submitted["reference"].is_string());
@@ -462,15 +443,18 @@ fn form_from_schema(schema: &Value) -> Value {
     Value::Object(form)
 }
 
-/// Uploads one small PDF for each material id through the API.
-async fn upload_materials(base: &str, token: &str, id: Uuid, materials: &[String]) {
-    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+/// A small PDF.
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+
+/// Uploads [`PDF`] for each material id through the API; returns the attachment ids.
+async fn upload_materials(base: &str, token: &str, id: Uuid, materials: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
     for m in materials {
         let form = reqwest::multipart::Form::new()
             .text("material", m.clone())
             .part(
                 "file",
-                reqwest::multipart::Part::bytes(pdf.clone())
+                reqwest::multipart::Part::bytes(PDF.to_vec())
                     .file_name(format!("{m}.pdf"))
                     .mime_str("application/pdf")
                     .expect("mime"),
@@ -483,7 +467,10 @@ async fn upload_materials(base: &str, token: &str, id: Uuid, materials: &[String
             .await
             .expect("upload");
         assert_eq!(resp.status(), StatusCode::CREATED, "{m}");
+        let att: Value = resp.json().await.expect("json");
+        ids.push(att["id"].as_str().expect("id").to_string());
     }
+    ids
 }
 
 /// The open task of application `id` in a reviewer's API inbox, claimed through the API;
