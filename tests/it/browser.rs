@@ -10,7 +10,6 @@
 //! skipped (with a notice on stderr) outside CI and fails in CI.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use zhigang::startup::Application;
 
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestDb, free_port};
 use crate::web::{fresh_uscc, settings_for};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -42,15 +41,6 @@ const MATERIALS: [&str; 3] = ["business_licence", "financial_statements", "plan_
 /// Whether this is a CI run (where nothing may be skipped).
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local address")
-        .port()
 }
 
 /// chromedriver, started in its own process group so that the Chromium it launches can be

@@ -183,14 +183,6 @@ fn serve(t: &TestDb, data: &std::path::Path, port: u16) -> std::process::Child {
         .expect("start zhigang serve")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 async fn wait_ready(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !matches!(

@@ -390,3 +390,12 @@ pub async fn approve(db: &DatabaseConnection, app: ApplicationId, code: &str, wh
     .await
     .unwrap_or_else(|e| panic!("approve as {code}: {e}"));
 }
+
+/// A port that was free a moment ago (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}

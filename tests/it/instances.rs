@@ -2,7 +2,6 @@
 //! shared attachment store and one SMTP server, as production runs behind a proxy.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,15 +18,6 @@ use crate::helpers::*;
 use crate::mail::SmtpServer;
 use crate::review::{login_user, session_for};
 use crate::web::TestApp;
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
 
 /// A `zhigang serve` process; killed (and its log printed) when dropped.
 struct Instance {
