@@ -1,27 +1,23 @@
 //! The `zhigang` binary: parses the command line and hands over to the library.
 
 use clap::Parser;
-use tracing::Level;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // Whatever the filter asks for, two libraries stay above the levels where they log
+    // Whatever the filter asks for, two libraries stay at levels where they log no
     // secrets: handlebars logs at debug every value a template renders (API tokens shown
     // once, CSRF tokens), and sea-orm's trace spans carry the connection options, database
-    // password included. A cap, not a floor: a quieter filter stays quieter. Both are
-    // global filters (an event passes only if both enable it); as a per-layer
-    // `filter.and(caps)` some events the filter enabled never reached the output.
-    let filter = EnvFilter::try_from_env("ZHIGANG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let caps = Targets::new()
-        .with_default(Level::TRACE)
-        .with_target("handlebars", Level::INFO)
-        .with_target("sea_orm", Level::DEBUG);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(caps)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+    // password included. The directives replace any the filter has for these targets. One
+    // filter on the plain subscriber: layered filters dropped events (per-layer) or
+    // panicked in the span registry (two global filters).
+    let filter = EnvFilter::try_from_env("ZHIGANG_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("handlebars=info".parse().expect("directive"))
+        .add_directive("sea_orm=info".parse().expect("directive"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .init();
     let cli = zhigang::cli::Cli::parse();
     match zhigang::cli::run(cli).await {
