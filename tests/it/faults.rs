@@ -280,9 +280,9 @@ async fn killed_five_times_during_transitions_nothing_is_lost_or_doubled(t: &Tes
         );
         let mine: Vec<(uuid::Uuid, String)> =
             reviewers.iter().skip(c).step_by(6).cloned().collect();
-        let db = TestDbRef(t.url.clone());
+        let url = t.url.clone();
         clients.spawn(async move {
-            let t = db.open().await;
+            let t = zhigang::db::connect(&url, 2).await.expect("connect");
             // Until told to stop, or 15 s without work while the server answers (cases
             // move from step to step as others approve; a restart is not "no work").
             let mut last_work = Instant::now();
@@ -431,12 +431,3 @@ db_test!(
     killed_five_times,
     killed_five_times_during_transitions_nothing_is_lost_or_doubled
 );
-
-/// A handle to open the test's database again inside a spawned client.
-struct TestDbRef(String);
-
-impl TestDbRef {
-    async fn open(&self) -> sea_orm::DatabaseConnection {
-        zhigang::db::connect(&self.0, 2).await.expect("connect")
-    }
-}
