@@ -83,6 +83,9 @@ pub enum ApiError {
     /// An unexpected failure (logged with an id).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// The database cannot be reached for the moment: retry after the given seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
 }
 
 fn problem(kind: &str, title: &str, status: u16, detail: Option<String>) -> Json<Problem> {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::problem::{ApiError, ApiResult, FieldProblem, Text, store_error};
 use super::tokens;
-use crate::ids::{ApplicationId, CompanyId, TaskId, UserId};
+use crate::ids::{ApplicationId, CompanyId, OrgId, TaskId, UserId};
 use crate::organizations::OrgDirectory;
 use crate::store::{self, inbox};
 use crate::web::State;
@@ -55,11 +55,26 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<user::Model>
         .ok_or_else(|| ApiError::internal("the API has no state"))?;
     tokens::authenticate(&state.db, &bearer.token)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(|e| poem::Error::from(internal(e)))?
         .ok_or_else(|| ApiError::unauthorized().into())
 }
 
 fn internal(e: impl std::fmt::Display + 'static) -> ApiError {
+    // An unreachable database is not the client's or the portal's fault: 503 with
+    // Retry-After, as the web pages answer; the portal recovers by itself.
+    if crate::web::unavailable(&e) {
+        let _ = crate::web::internal(e);
+        return ApiError::Unavailable(
+            Json(super::problem::Problem {
+                ty: format!("{}unavailable", super::problem::TYPE_BASE),
+                title: "Service unavailable".into(),
+                status: 503,
+                detail: Some("The database cannot be reached just now; try again shortly.".into()),
+                errors: None,
+            }),
+            Some(30),
+        );
+    }
     // Logged with a request id; the client sees a bare 500.
     let _ = crate::web::internal(e);
     ApiError::Internal(Json(super::problem::Problem {
@@ -675,8 +690,14 @@ struct Decision {
     items: Option<Vec<DecisionItem>>,
 }
 
-async fn org_codes(db: &sea_orm::DatabaseConnection) -> Result<OrgDirectory, ApiError> {
-    store::load_orgs(db).await.map_err(from_store)
+async fn org_codes(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<std::sync::Arc<OrgDirectory>, ApiError> {
+    Ok(store::config::current(db)
+        .await
+        .map_err(from_store)?
+        .orgs
+        .clone())
 }
 
 fn task_view(t: task::Model, app: &application::Model, orgs: &OrgDirectory) -> TaskInfo {
@@ -736,8 +757,25 @@ async fn task_act(
     id: Uuid,
     action: Action,
 ) -> ApiResult<Json<TaskDetail>> {
-    let (t, app) = visible_task(&state.db, id, user).await?;
-    store::execute(&state.db, ApplicationId(app.id), UserId(user), action)
+    // The same rule as `visible_task`, with the roles read once: a reviewer of the task's
+    // organization may see its application (the organization has a task on it).
+    let t = task::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let app = application::Entity::find_by_id(t.application_id)
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let actor = store::actor_for(&state.db, UserId(user), app.company_id)
+        .await
+        .map_err(from_store)?;
+    if !actor.reviewer_of.contains(&OrgId(t.org_id)) {
+        return Err(ApiError::not_found());
+    }
+    store::execute_as(&state.db, ApplicationId(app.id), &actor, action)
         .await
         .map_err(from_store)?;
     let t = task::Entity::find_by_id(t.id)

@@ -1,10 +1,12 @@
 //! Persistence: loads what the engine needs, and applies its transitions in one database
 //! transaction guarded by the application's `version`.
 
+pub mod config;
 pub mod history;
 pub mod inbox;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
@@ -376,13 +378,40 @@ pub async fn actor_for<C: ConnectionTrait>(
         user: user_id,
         ..Actor::default()
     };
-    let Some(u) = user::Entity::find_by_id(user_id.0).one(db).await? else {
+    // One statement for the user and two of the roles (every API call and page reads them).
+    let exists =
+        |q: &mut sea_orm::sea_query::SelectStatement| Expr::exists(q.expr(Expr::val(1)).to_owned());
+    let roles = Query::select()
+        .column((user::Entity, user::Column::Active))
+        .expr_as(
+            exists(
+                Query::select()
+                    .from(company_member::Entity)
+                    .and_where(company_member::Column::CompanyId.eq(company))
+                    .and_where(company_member::Column::UserId.eq(user_id.0))
+                    .and_where(company_member::Column::Active.eq(true)),
+            ),
+            "applicant",
+        )
+        .expr_as(
+            exists(
+                Query::select()
+                    .from(system_admin::Entity)
+                    .and_where(system_admin::Column::UserId.eq(user_id.0)),
+            ),
+            "system_admin",
+        )
+        .from(user::Entity)
+        .and_where(user::Column::Id.eq(user_id.0))
+        .to_owned();
+    let Some(row) = db.query_one(&roles).await? else {
         return Ok(actor);
     };
-    if !u.active {
+    if !row.try_get::<bool>("", "active")? {
         return Ok(actor);
     }
-    actor.applicant = is_active_member(db, company, user_id).await?;
+    actor.applicant = row.try_get("", "applicant")?;
+    actor.system_admin = row.try_get("", "system_admin")?;
     let memberships = org_membership::Entity::find()
         .filter(org_membership::Column::UserId.eq(user_id.0))
         .filter(org_membership::Column::Active.eq(true))
@@ -394,11 +423,6 @@ pub async fn actor_for<C: ConnectionTrait>(
             actor.admin_of.insert(OrgId(m.org_id));
         }
     }
-    actor.system_admin = system_admin::Entity::find()
-        .filter(system_admin::Column::UserId.eq(user_id.0))
-        .one(db)
-        .await?
-        .is_some();
     Ok(actor)
 }
 
@@ -459,7 +483,19 @@ pub async fn execute(
     user: UserId,
     action: Action,
 ) -> StoreResult<Executed> {
-    execute_inner(db, app, user, action, None).await
+    execute_inner(db, app, user, action, None, None).await
+}
+
+/// Like [`execute`], for a caller that already read the user's roles for this
+/// application's company with [`actor_for`] (the API checks them before acting): the roles
+/// are not read again on each attempt.
+pub async fn execute_as(
+    db: &DatabaseConnection,
+    app: ApplicationId,
+    actor: &Actor,
+    action: Action,
+) -> StoreResult<Executed> {
+    execute_inner(db, app, actor.user, action, None, Some(actor)).await
 }
 
 /// Like [`execute`], and records the administrative action `record` in the admin audit log
@@ -472,7 +508,7 @@ pub async fn execute_recorded(
     action: Action,
     record: crate::admin::AdminAction<'_>,
 ) -> StoreResult<Executed> {
-    execute_inner(db, app, user, action, Some(&record)).await
+    execute_inner(db, app, user, action, Some(&record), None).await
 }
 
 async fn execute_inner(
@@ -481,6 +517,7 @@ async fn execute_inner(
     user: UserId,
     action: Action,
     record: Option<&crate::admin::AdminAction<'_>>,
+    actor: Option<&Actor>,
 ) -> StoreResult<Executed> {
     let span = tracing::info_span!("engine_action", application_id = %app, action = action.kind().as_str());
     let _enter = span.enter();
@@ -489,7 +526,7 @@ async fn execute_inner(
         to.orgs = review_orgs_of(db, to.user).await?;
     }
     for attempt in 0..MAX_ATTEMPTS {
-        match try_execute(db, app, user, &action, record).await {
+        match try_execute(db, app, user, &action, record, actor).await {
             Err(StoreError::Conflict) => {
                 // Back off a little, with jitter, so racing writers spread out.
                 let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
@@ -505,16 +542,16 @@ async fn execute_inner(
 struct Loaded {
     app: application::Model,
     state: AppState,
-    def: Definition,
-    orgs: OrgDirectory,
-    calendar: Calendar,
+    def: Arc<Definition>,
+    orgs: Arc<OrgDirectory>,
+    calendar: Arc<Calendar>,
     district: Option<OrgId>,
     involved: BTreeSet<OrgId>,
     known_tasks: BTreeSet<TaskId>,
     missing: Vec<String>,
 }
 
-async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loaded> {
+async fn load(db: &DatabaseConnection, app: ApplicationId) -> StoreResult<Loaded> {
     let row = application::Entity::find_by_id(app.0)
         .one(db)
         .await?
@@ -527,9 +564,9 @@ async fn load<C: ConnectionTrait>(db: &C, app: ApplicationId) -> StoreResult<Loa
     let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
     let held = held_returns_of(db, row.id).await?;
     let state = state_with_held(&row, held.as_ref(), &tasks)?;
-    let orgs = load_orgs(db).await?;
-    let def = definition_by_id(db, row.definition_id, &orgs).await?;
-    let calendar = load_calendar(db).await?;
+    let config = config::current(db).await?;
+    let def = config.definition(db, row.definition_id).await?;
+    let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
     let district = company::Entity::find_by_id(row.company_id)
         .one(db)
         .await?
@@ -600,9 +637,13 @@ async fn try_execute(
     user: UserId,
     action: &Action,
     record: Option<&crate::admin::AdminAction<'_>>,
+    actor: Option<&Actor>,
 ) -> StoreResult<Executed> {
     let l = load(db, app).await?;
-    let actor = actor_for(db, user, l.app.company_id).await?;
+    let actor = match actor {
+        Some(a) => a.clone(),
+        None => actor_for(db, user, l.app.company_id).await?,
+    };
     if matches!(action, Action::Submit) && actor.applicant && !email_verified(db, user).await? {
         return Err(StoreError::Refused(Refusal::EmailNotVerified));
     }

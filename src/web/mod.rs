@@ -349,7 +349,7 @@ pub fn database_unreachable(e: &sea_orm::DbErr) -> bool {
 }
 
 /// Whether an error passed to [`internal`] is, underneath, an unreachable database.
-fn unavailable(e: &dyn std::any::Any) -> bool {
+pub(crate) fn unavailable(e: &dyn std::any::Any) -> bool {
     if let Some(db) = e.downcast_ref::<sea_orm::DbErr>() {
         return database_unreachable(db);
     }

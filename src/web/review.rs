@@ -4,6 +4,7 @@
 //! are possible (`store::preview_many`) and shows its reasons for the others.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use entity::enums::{ApplicationStatus, OrgRole, TaskStatus};
 use entity::{
@@ -52,8 +53,8 @@ fn not_found() -> poem::Error {
 /// The active definition of every application type (types are data: whatever is active).
 async fn active_definitions(
     state: &State,
-    orgs: &OrgDirectory,
-) -> poem::Result<BTreeMap<String, Definition>> {
+    config: &store::config::Config,
+) -> poem::Result<BTreeMap<String, Arc<Definition>>> {
     let rows = workflow_definition::Entity::find()
         .filter(workflow_definition::Column::Active.eq(true))
         .order_by_asc(workflow_definition::Column::Key)
@@ -62,7 +63,7 @@ async fn active_definitions(
         .map_err(internal)?;
     let mut out = BTreeMap::new();
     for r in rows {
-        if let Ok(def) = store::definition_by_id(&state.db, r.id, orgs).await {
+        if let Ok(def) = config.definition(&state.db, r.id).await {
             out.insert(r.key.clone(), def);
         }
     }
@@ -175,14 +176,15 @@ pub async fn inbox_page(
         limit: 25,
     };
     let page = inbox::list(&state.db, &query).await.map_err(internal)?;
-    let orgs = store::load_orgs(&state.db).await.map_err(internal)?;
-    let calendar = store::load_calendar(&state.db).await.map_err(internal)?;
-    let defs = active_definitions(&state, &orgs).await?;
-    let mut by_id: HashMap<Uuid, Definition> = HashMap::new();
+    let config = store::config::current(&state.db).await.map_err(internal)?;
+    let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
+    let defs = active_definitions(&state, &config).await?;
+    let mut by_id: HashMap<Uuid, Arc<Definition>> = HashMap::new();
     for row in &page.rows {
         if let std::collections::hash_map::Entry::Vacant(slot) = by_id.entry(row.app.definition_id)
         {
-            let def = store::definition_by_id(&state.db, row.app.definition_id, &orgs)
+            let def = config
+                .definition(&state.db, row.app.definition_id)
                 .await
                 .map_err(internal)?;
             slot.insert(def);
@@ -385,11 +387,12 @@ async fn render_task(
         .await
         .map_err(internal)?
         .ok_or_else(not_found)?;
-    let orgs = store::load_orgs(&state.db).await.map_err(internal)?;
-    let def = store::definition_by_id(&state.db, app.definition_id, &orgs)
+    let config = store::config::current(&state.db).await.map_err(internal)?;
+    let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
+    let def = config
+        .definition(&state.db, app.definition_id)
         .await
         .map_err(internal)?;
-    let calendar = store::load_calendar(&state.db).await.map_err(internal)?;
     let today = local_date(store::now());
     let company = company::Entity::find_by_id(app.company_id)
         .one(&state.db)

@@ -895,7 +895,7 @@ async fn the_spec_and_the_docs_are_served(t: &TestDb) {
     // Every operation declares the problems, the framework's own 400 and 415 included.
     for (path, ops) in paths {
         for (method, op) in ops.as_object().expect("operations") {
-            for status in ["400", "415", "422", "500"] {
+            for status in ["400", "415", "422", "500", "503"] {
                 assert!(
                     op["responses"][status]["content"]["application/problem+json"].is_object(),
                     "{method} {path} declares {status}"

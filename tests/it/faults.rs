@@ -100,6 +100,24 @@ async fn the_portal_answers_503_while_the_database_is_down_and_recovers(t: &Test
     tokio::spawn(app.run());
     assert_eq!(web.get("/login").await.status(), StatusCode::OK);
     assert_eq!(web.get("/readyz").await.status(), StatusCode::OK);
+    // An API client too: a reviewer's token made while the database is up.
+    let who = reviewer(&t.db, "D-120116").await;
+    let token = zhigang::api::tokens::create(&t.db, who.0, "outage", Some(1))
+        .await
+        .expect("query")
+        .expect("valid")
+        .secret;
+    let api = |path: &'static str| {
+        web.client
+            .get(format!("{}{path}", web.base))
+            .bearer_auth(token.clone())
+            .send()
+    };
+    assert_eq!(
+        api("/api/v1/tasks").await.expect("api").status(),
+        StatusCode::OK
+    );
+    let mut api_unavailable = 0;
 
     // Down for the outage (ZHIGANG_TEST_OUTAGE_SECONDS, 30 in CI): every page answers
     // promptly, 503 with the friendly page, or 200 where it needs no database.
@@ -141,9 +159,31 @@ async fn the_portal_answers_503_while_the_database_is_down_and_recovers(t: &Test
                 }
             }
         }
+        // The API answers 503 as problem+json with Retry-After, never 500.
+        let resp = tokio::time::timeout(Duration::from_secs(15), api("/api/v1/tasks"))
+            .await
+            .expect("the API hung while the database was down")
+            .expect("api");
+        let status = resp.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            api_unavailable += 1;
+            assert_eq!(
+                resp.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"30"[..])
+            );
+            assert_eq!(
+                resp.headers().get("content-type").map(|v| v.as_bytes()),
+                Some(&b"application/problem+json"[..])
+            );
+            let body: serde_json::Value = resp.json().await.expect("problem json");
+            assert_eq!(body["status"], 503);
+        } else {
+            assert_eq!(status, StatusCode::OK, "the API during the outage");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(unavailable > 0, "the outage was noticed");
+    assert!(api_unavailable > 0, "the API noticed the outage");
     eprintln!(
         "database down {outage} s: {answered} requests answered, {unavailable} with 503, \
          slowest {slowest:?}"
@@ -155,7 +195,10 @@ async fn the_portal_answers_503_while_the_database_is_down_and_recovers(t: &Test
     loop {
         let ready = web.get("/readyz").await.status() == StatusCode::OK;
         let login = web.get("/login").await.status() == StatusCode::OK;
-        if ready && login {
+        let tasks = api("/api/v1/tasks")
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK);
+        if ready && login && tasks {
             break;
         }
         assert!(Instant::now() < deadline, "did not recover within a minute");

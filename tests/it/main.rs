@@ -5,6 +5,7 @@ mod admin;
 mod api;
 mod browser;
 mod cli;
+mod config_cache;
 mod engine_fixture;
 mod engine_props;
 mod engine_table;

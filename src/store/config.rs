@@ -1,0 +1,111 @@
+//! The configuration every transition reads — the organizations, the working-day calendar
+//! and the parsed workflow definitions — cached per process.
+//!
+//! Before each use one row is read: `config_state`, holding the database's random identity
+//! and a generation that database triggers raise whenever one of the three tables changes
+//! (migration `m20261127_000012_config_generation`). A cached copy is used only while both
+//! match, so a change made by another instance, or by hand in SQL, is seen at the next read.
+//!
+//! Only a [`DatabaseConnection`] reads through the cache, never a transaction: inside a
+//! transaction that changed the configuration, the generation it sees may still roll back
+//! and be reused, so what it reads must not be remembered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use uuid::Uuid;
+
+use super::{StoreError, StoreResult};
+use crate::calendar::Calendar;
+use crate::organizations::OrgDirectory;
+use crate::workflow::definition::Definition;
+
+/// The configuration of one generation of one database.
+#[derive(Debug)]
+pub struct Config {
+    /// Every organization.
+    pub orgs: Arc<OrgDirectory>,
+    /// The working-day calendar.
+    pub calendar: Arc<Calendar>,
+    /// Parsed definitions by id, filled as they are asked for.
+    definitions: Mutex<HashMap<Uuid, Arc<Definition>>>,
+}
+
+impl Config {
+    /// The stored definition version `id`, parsed once per generation.
+    pub async fn definition(
+        &self,
+        db: &DatabaseConnection,
+        id: Uuid,
+    ) -> StoreResult<Arc<Definition>> {
+        if let Some(d) = self.lock().get(&id) {
+            return Ok(d.clone());
+        }
+        let def = Arc::new(super::definition_by_id(db, id, &self.orgs).await?);
+        self.lock().insert(id, def.clone());
+        Ok(def)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Definition>>> {
+        // A panic while holding the lock leaves a map that is still valid.
+        self.definitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The cached configuration of each database this process uses, by database identity,
+/// with its generation.
+type Entries = HashMap<String, (i64, Arc<Config>)>;
+
+static CACHE: LazyLock<Mutex<Entries>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn cache() -> std::sync::MutexGuard<'static, Entries> {
+    CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The database's identity and configuration generation.
+async fn generation(db: &DatabaseConnection) -> StoreResult<(String, i64)> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT database_id, generation FROM config_state WHERE id = 1",
+        ))
+        .await?
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("config_state has no row")))?;
+    Ok((
+        row.try_get("", "database_id")?,
+        row.try_get("", "generation")?,
+    ))
+}
+
+/// The current configuration: from the cache when nothing changed since it was read.
+///
+/// The generation is read before the tables, so a change committed in between is at worst
+/// remembered under the older generation — and the next read, seeing the newer one, reads
+/// again. Stale data is never remembered under a newer generation.
+pub async fn current(db: &DatabaseConnection) -> StoreResult<Arc<Config>> {
+    let (database, generation) = generation(db).await?;
+    if let Some((g, c)) = cache().get(&database)
+        && *g == generation
+    {
+        return Ok(c.clone());
+    }
+    let config = Arc::new(Config {
+        orgs: Arc::new(super::load_orgs(db).await?),
+        calendar: Arc::new(super::load_calendar(db).await?),
+        definitions: Mutex::new(HashMap::new()),
+    });
+    let mut map = cache();
+    // Two readers may race; the one that saw the newer generation wins.
+    match map.get(&database) {
+        Some((g, _)) if *g > generation => {}
+        _ => {
+            map.insert(database, (generation, config.clone()));
+        }
+    }
+    Ok(config)
+}
