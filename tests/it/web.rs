@@ -37,6 +37,8 @@ pub fn settings_for(t: &TestDb, base_url: &str) -> Settings {
         stuck_after_working_days: 3,
         api_requests_per_minute: 1200,
         trust_forwarded_for: false,
+        login_account_free_failures: 5,
+        login_address_free_failures: 20,
         session_idle_minutes: 30,
         session_absolute_hours: 12,
         attachment_max_mb: 1,
