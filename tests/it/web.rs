@@ -481,6 +481,34 @@ db_test!(
     failed_logins_slow_down_with_the_same_message_whether_the_account_exists_or_not
 );
 
+async fn an_email_longer_than_any_account_fails_like_any_other_and_is_throttled(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let email = format!("{}@example.cn", "x".repeat(400));
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let r = app
+            .submit(
+                "/login",
+                "/login",
+                &[("email", &email), ("password", "wrong password here")],
+            )
+            .await;
+        statuses.push(r.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::UNAUTHORIZED; 6].as_slice(),
+            &[StatusCode::TOO_MANY_REQUESTS]
+        ]
+        .concat()
+    );
+}
+db_test!(
+    long_email_login,
+    an_email_longer_than_any_account_fails_like_any_other_and_is_throttled
+);
+
 async fn the_language_follows_the_browser_and_the_users_choice(t: &TestDb) {
     let app = spawn_app(t).await;
     let en = app
