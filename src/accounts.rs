@@ -23,10 +23,25 @@ use crate::uscc::{Uscc, UsccError};
 pub const MIN_PASSWORD: usize = 12;
 /// Longest password (ASVS 2.1.2).
 pub const MAX_PASSWORD: usize = 128;
-/// Failures on one account before it slows down.
-const ACCOUNT_FREE_FAILURES: i32 = 5;
-/// Failures from one address before it slows down.
-const ADDRESS_FREE_FAILURES: i32 = 20;
+/// Login failures allowed before the throttle blocks (settings
+/// `login_account_free_failures` and `login_address_free_failures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failures on one account before it slows down.
+    pub account_free_failures: u32,
+    /// Failures from one address before it slows down.
+    pub address_free_failures: u32,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            account_free_failures: 5,
+            address_free_failures: 20,
+        }
+    }
+}
+
 /// Longest lock-out.
 const MAX_BLOCK_SECONDS: i64 = 15 * 60;
 
@@ -499,17 +514,25 @@ pub async fn count_failure<C: ConnectionTrait>(db: &C, key: &str, free: i32) -> 
 }
 
 /// Checks an email and password, slowing down repeated failures per account and per
-/// source address. Argon2 runs through `hasher` (bounded, off the async workers); an
-/// unknown email is checked against a dummy hash.
+/// source address (past `limits`). Argon2 runs through `hasher` (bounded, off the async
+/// workers); an unknown email is checked against a dummy hash.
 pub async fn authenticate(
     db: &DatabaseConnection,
     hasher: &Hasher,
+    limits: LoginLimits,
     email: &str,
     password: &str,
     address: &str,
 ) -> Result<Result<UserId, LoginError>, anyhow::Error> {
     let email = email.trim().to_lowercase();
-    let account_key = format!("acct:{email}");
+    // The key column holds 300 characters; no account's email is longer than 254 (see
+    // `parse_email`), so a longer one is counted under its hash rather than failing the
+    // insert (a 500 that sqlmap found with long payloads).
+    let account_key = if email.len() <= 254 {
+        format!("acct:{email}")
+    } else {
+        format!("acct:#{}", hash(&email))
+    };
     let address_key = format!("ip:{address}");
     let blocked = [
         blocked_until(db, &account_key).await?,
@@ -538,8 +561,9 @@ pub async fn authenticate(
             Ok(Ok(UserId(u.id)))
         }
         _ => {
-            count_failure(db, &account_key, ACCOUNT_FREE_FAILURES).await?;
-            count_failure(db, &address_key, ADDRESS_FREE_FAILURES).await?;
+            let free = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+            count_failure(db, &account_key, free(limits.account_free_failures)).await?;
+            count_failure(db, &address_key, free(limits.address_free_failures)).await?;
             Ok(Err(LoginError::Invalid))
         }
     }

@@ -54,6 +54,10 @@ pub struct Settings {
     /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
     /// hop (the one the proxy appended) instead of the connection's peer.
     pub trust_forwarded_for: bool,
+    /// Failed logins on one account before it is blocked for a while (30 s, doubling).
+    pub login_account_free_failures: u32,
+    /// Failed logins from one client address before it is blocked for a while.
+    pub login_address_free_failures: u32,
 }
 
 #[derive(Serialize)]
@@ -76,12 +80,15 @@ struct Defaults {
     attachment_max_mb: usize,
     api_requests_per_minute: u32,
     trust_forwarded_for: bool,
+    login_account_free_failures: u32,
+    login_address_free_failures: u32,
 }
 
 impl Settings {
     /// Loads settings: defaults, then `file` (or `zhigang.toml` if it exists), then the
     /// environment variables `ZHIGANG_*`.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let login = crate::accounts::LoginLimits::default();
         let defaults = Defaults {
             listen: "127.0.0.1:8080",
             data_dir: "./data",
@@ -101,6 +108,8 @@ impl Settings {
             attachment_max_mb: 20,
             api_requests_per_minute: 1200,
             trust_forwarded_for: false,
+            login_account_free_failures: login.account_free_failures,
+            login_address_free_failures: login.address_free_failures,
         };
         let mut figment = Figment::from(Serialized::defaults(defaults));
         match file {
@@ -109,6 +118,14 @@ impl Settings {
         }
         let settings: Settings = figment.merge(Env::prefixed("ZHIGANG_")).extract()?;
         Ok(settings)
+    }
+
+    /// The login throttle's limits.
+    pub fn login_limits(&self) -> crate::accounts::LoginLimits {
+        crate::accounts::LoginLimits {
+            account_free_failures: self.login_account_free_failures,
+            address_free_failures: self.login_address_free_failures,
+        }
     }
 
     /// The database URL to connect to.
@@ -150,12 +167,37 @@ mod tests {
             attachment_max_mb: 1,
             api_requests_per_minute: 1200,
             trust_forwarded_for: false,
+            login_account_free_failures: 5,
+            login_address_free_failures: 20,
         };
         let debug = format!("{s:?}");
         assert!(
             !debug.contains("hunter2") && !debug.contains("pw-secret"),
             "{debug}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_login_throttle_limits_default_to_five_and_twenty_and_can_be_raised() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let defaults = Settings::load(Some(Path::new("/dev/null")))?;
+        assert_eq!(
+            defaults.login_limits(),
+            crate::accounts::LoginLimits {
+                account_free_failures: 5,
+                address_free_failures: 20,
+            }
+        );
+        let file = dir.path().join("zhigang.toml");
+        std::fs::write(
+            &file,
+            "login_account_free_failures = 100000\nlogin_address_free_failures = 200000\n",
+        )?;
+        let raised = Settings::load(Some(&file))?;
+        assert_eq!(raised.login_limits().account_free_failures, 100_000);
+        assert_eq!(raised.login_limits().address_free_failures, 200_000);
         Ok(())
     }
 }

@@ -198,6 +198,7 @@ pub async fn login(
     let outcome = accounts::authenticate(
         &state.db,
         &state.hasher,
+        state.login_limits,
         &form.email,
         &form.password,
         &ctx.address,

@@ -49,6 +49,8 @@ pub struct AppState {
     pub attachments: crate::attachments::AttachmentStore,
     /// Whether the client address comes from `X-Forwarded-For` (behind a proxy).
     pub trust_forwarded_for: bool,
+    /// Login failures allowed before the throttle blocks.
+    pub login_limits: crate::accounts::LoginLimits,
 }
 
 /// The client's address: the connection's peer, or behind a trusted reverse proxy the
@@ -571,6 +573,7 @@ pub fn app(
             settings.attachment_max_mb * 1024 * 1024,
         )?,
         trust_forwarded_for: settings.trust_forwarded_for,
+        login_limits: settings.login_limits(),
     });
     let session = SessionLayer::new(
         db,

@@ -37,6 +37,8 @@ pub fn settings_for(t: &TestDb, base_url: &str) -> Settings {
         stuck_after_working_days: 3,
         api_requests_per_minute: 1200,
         trust_forwarded_for: false,
+        login_account_free_failures: 5,
+        login_address_free_failures: 20,
         session_idle_minutes: 30,
         session_absolute_hours: 12,
         attachment_max_mb: 1,
@@ -477,6 +479,34 @@ async fn failed_logins_slow_down_with_the_same_message_whether_the_account_exist
 db_test!(
     login_throttling,
     failed_logins_slow_down_with_the_same_message_whether_the_account_exists_or_not
+);
+
+async fn an_email_longer_than_any_account_fails_like_any_other_and_is_throttled(t: &TestDb) {
+    let app = spawn_app(t).await;
+    let email = format!("{}@example.cn", "x".repeat(400));
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let r = app
+            .submit(
+                "/login",
+                "/login",
+                &[("email", &email), ("password", "wrong password here")],
+            )
+            .await;
+        statuses.push(r.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::UNAUTHORIZED; 6].as_slice(),
+            &[StatusCode::TOO_MANY_REQUESTS]
+        ]
+        .concat()
+    );
+}
+db_test!(
+    long_email_login,
+    an_email_longer_than_any_account_fails_like_any_other_and_is_throttled
 );
 
 async fn the_language_follows_the_browser_and_the_users_choice(t: &TestDb) {
