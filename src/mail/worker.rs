@@ -3,7 +3,7 @@
 //! in one transaction and more rows are claimed, so the SMTP connections never wait for
 //! the slowest message of a batch or for a transaction per row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -32,11 +32,9 @@ use crate::store;
 
 /// Messages one worker has in flight at once, and so the most SMTP connections it holds.
 const CONCURRENCY: usize = 16;
-/// Rows claimed by one [`Worker::run_once`].
+/// Rows claimed at once (by [`Worker::run_once`], and by the pipeline each time its rows
+/// waiting for a free slot run out, so a claim is one statement per `BATCH` messages).
 const BATCH: usize = CONCURRENCY;
-/// The pipeline claims again once this many of its slots are free: fewer, larger claims
-/// (each is a write transaction) while the connections stay busy.
-const REFILL: usize = 4;
 /// How long the organisation directory loaded for composing is reused.
 const ORGS_MAX_AGE: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for due rows.
@@ -285,10 +283,21 @@ struct Finished {
     span: tracing::Span,
 }
 
-/// Rows in flight, each in its own task, and the loop that records and refills.
+/// A claimed row waiting for a free slot. Its send must end by `deadline` (well inside its
+/// lease), however long it waited.
+struct Claimed {
+    row: outbox::Model,
+    lease: DateTime<Utc>,
+    deadline: Instant,
+    orgs: Arc<OrgDirectory>,
+}
+
+/// Rows in flight, each in its own task, at most one claim's worth waiting for a slot,
+/// and the loop that records and refills.
 struct Pipeline {
     inner: Arc<Inner>,
     in_flight: JoinSet<Finished>,
+    ready: VecDeque<Claimed>,
     /// The last claim found nothing due: no more claims until the pipeline is empty.
     dry: bool,
     /// Rows claimed so far.
@@ -301,23 +310,29 @@ impl Pipeline {
         Self {
             inner,
             in_flight: JoinSet::new(),
+            ready: VecDeque::new(),
             dry: false,
             claimed: 0,
             orgs: None,
         }
     }
 
-    /// Claims rows for the free slots (when `claim` and enough are free, at most `limit`),
-    /// then waits for at least one send to finish and records every finished one in one
-    /// transaction.
+    /// Claims up to `limit` rows when `claim` and what it holds would not exceed two
+    /// claims' worth, starts sends in the free slots, then waits for at least one send to
+    /// finish and records every finished one together.
     async fn step(&mut self, claim: bool, limit: usize) -> anyhow::Result<Step> {
-        let free = CONCURRENCY.saturating_sub(self.in_flight.len()).min(limit);
+        let held = self.ready.len() + self.in_flight.len();
         if claim
-            && free > 0
-            && (self.in_flight.is_empty() || (!self.dry && free >= REFILL.min(limit)))
+            && held + limit <= 2 * CONCURRENCY
+            && (held == 0 || (!self.dry && self.ready.is_empty()))
         {
-            let n = self.claim(free).await?;
+            let n = self.claim(limit).await?;
             self.dry = n == 0;
+        }
+        while self.in_flight.len() < CONCURRENCY
+            && let Some(c) = self.ready.pop_front()
+        {
+            self.start(c);
         }
         let Some(first) = self.in_flight.join_next().await else {
             return Ok(Step::Idle);
@@ -342,7 +357,7 @@ impl Pipeline {
         }
     }
 
-    /// Claims up to `n` due rows and starts sending them. Returns how many it claimed.
+    /// Claims up to `n` due rows into `ready`. Returns how many it claimed.
     async fn claim(&mut self, n: usize) -> anyhow::Result<usize> {
         let inner = &self.inner;
         let orgs = match &self.orgs {
@@ -355,35 +370,50 @@ impl Pipeline {
         };
         let now = store::now();
         let lease = now + chrono::Duration::from_std(inner.lease)?;
+        // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well inside
+        // the lease, whatever the per-command timeout and the wait for a slot.
+        let deadline = Instant::now() + inner.send_deadline;
         let rows = queue::claim(&inner.db, now, lease, n as u64).await?;
         let claimed = rows.len();
-        for row in rows {
-            let inner = self.inner.clone();
-            let orgs = orgs.clone();
-            let span = tracing::info_span!(
-                "mail_delivery",
-                outbox_id = %row.id,
-                kind = %row.kind,
-                application_id = ?row.application_id,
-                reference = row.payload.get("reference").and_then(serde_json::Value::as_str).unwrap_or(""),
-                attempt = row.attempts,
-            );
-            let task_span = span.clone();
-            self.in_flight.spawn(
-                async move {
-                    let outcome = inner.deliver(&row, &orgs).await;
-                    Finished {
-                        row,
-                        lease,
-                        outcome,
-                        span,
-                    }
-                }
-                .instrument(task_span),
-            );
-        }
+        self.ready.extend(rows.into_iter().map(|row| Claimed {
+            row,
+            lease,
+            deadline,
+            orgs: orgs.clone(),
+        }));
         self.claimed += claimed;
         Ok(claimed)
+    }
+
+    fn start(&mut self, c: Claimed) {
+        let Claimed {
+            row,
+            lease,
+            deadline,
+            orgs,
+        } = c;
+        let inner = self.inner.clone();
+        let span = tracing::info_span!(
+            "mail_delivery",
+            outbox_id = %row.id,
+            kind = %row.kind,
+            application_id = ?row.application_id,
+            reference = row.payload.get("reference").and_then(serde_json::Value::as_str).unwrap_or(""),
+            attempt = row.attempts,
+        );
+        let task_span = span.clone();
+        self.in_flight.spawn(
+            async move {
+                let outcome = inner.deliver(&row, &orgs, deadline).await;
+                Finished {
+                    row,
+                    lease,
+                    outcome,
+                    span,
+                }
+            }
+            .instrument(task_span),
+        );
     }
 }
 
@@ -425,7 +455,12 @@ impl Worker {
 impl Inner {
     /// Decides and, when it is to be mailed now, sends one claimed row; the outcome is
     /// recorded by [`Inner::record`]. An error means the database failed.
-    async fn deliver(&self, row: &outbox::Model, orgs: &OrgDirectory) -> anyhow::Result<Outcome> {
+    async fn deliver(
+        &self,
+        row: &outbox::Model,
+        orgs: &OrgDirectory,
+        deadline: Instant,
+    ) -> anyhow::Result<Outcome> {
         // The recipient's preference, as it is now (account emails are always immediate).
         if let Some(user) = row.recipient_user_id {
             match prefs::effective_mode(&self.db, user, &row.kind).await? {
@@ -440,7 +475,7 @@ impl Inner {
                 }
             }
         }
-        Ok(match self.attempt(row, orgs).await {
+        Ok(match self.attempt(row, orgs, deadline).await {
             Ok(()) => {
                 tracing::info!("mail sent");
                 Outcome::Sent
@@ -480,6 +515,24 @@ impl Inner {
             return Ok(());
         }
         let now = store::now();
+        // The common case, sent rows of one claim, is one statement: no transaction.
+        let lease = finished[0].lease;
+        if finished.iter().all(|f| {
+            f.lease == lease
+                && matches!(f.outcome, Ok(Outcome::Sent))
+                && f.row.kind != prefs::DIGEST_KIND
+        }) {
+            let ids: Vec<uuid::Uuid> = finished.iter().map(|f| f.row.id).collect();
+            let recorded = queue::mark_sent_many(&self.db, &ids, lease, now).await?;
+            for f in finished.iter().filter(|f| !recorded.contains(&f.row.id)) {
+                f.span.in_scope(|| {
+                    tracing::warn!(
+                        "the lease on this outbox row ran out before the outcome was recorded"
+                    );
+                });
+            }
+            return Ok(());
+        }
         let mut failure = None;
         let mut lost: Vec<&Finished> = Vec::new();
         // Plain sent rows, by lease (one per claim): one statement each.
@@ -538,7 +591,12 @@ impl Inner {
         failure.map_or(Ok(()), Err)
     }
 
-    async fn attempt(&self, row: &outbox::Model, orgs: &OrgDirectory) -> Result<(), SendError> {
+    async fn attempt(
+        &self,
+        row: &outbox::Model,
+        orgs: &OrgDirectory,
+        deadline: Instant,
+    ) -> Result<(), SendError> {
         let ctx = compose::context(&self.db, row, orgs, &self.defs, &self.base_url)
             .await
             .map_err(|e| match e {
@@ -583,7 +641,7 @@ impl Inner {
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".to_string(),
         ));
-        match tokio::time::timeout(self.send_deadline, self.transport.send(message)).await {
+        match tokio::time::timeout_at(deadline, self.transport.send(message)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Transient(format!(
                 "the send did not finish within {} s",
