@@ -3,7 +3,7 @@
 //! The workflow store writes one `outbox` row per recipient in the same transaction as the
 //! state change, so a committed change is always mailed and a rolled-back one never is.
 //! The [`Worker`] claims due rows under a lease, renders them ([`render`]) in the
-//! recipient's language and sends them ([`transport`]): SMTP through lettre's pool, or
+//! recipient's language and sends them ([`transport`]): SMTP over kept-open connections, or
 //! `.eml` files when no server is configured. The Message-ID is the row's, so a resend
 //! after a crash is recognisably the same message. Temporary failures retry with
 //! exponential backoff and jitter; permanent ones, and rows out of attempts, go dead with

@@ -10,7 +10,7 @@ use entity::outbox;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement,
+    QueryTrait, Statement,
 };
 
 /// Claims up to `limit` due rows for this worker until `lease_until`.
@@ -85,6 +85,42 @@ pub async fn mark_sent<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// Records successful sends of rows claimed under the same `lease`, in one statement.
+/// Returns the ids recorded: a row missing from it had lost its lease meanwhile (as for
+/// [`mark_sent`]).
+pub async fn mark_sent_many<C: ConnectionTrait>(
+    db: &C,
+    ids: &[uuid::Uuid],
+    lease: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<uuid::Uuid>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
+        .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Queued))
+        .filter(outbox::Column::LeaseUntil.eq(lease))
+        .into_query();
+    // UPDATE … RETURNING: PostgreSQL, and SQLite since 3.35 (the claim relies on it too).
+    update.returning_col(outbox::Column::Id);
+    db.query_all(&update)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<uuid::Uuid>("", "id"))
+        .collect()
 }
 
 /// Records a failure: back to the queue at `retry_at`, or dead when `retry_at` is `None`.

@@ -1,6 +1,9 @@
-//! The delivery worker: claim, render, send, record — in batches, concurrently within a
-//! batch.
+//! The delivery worker: claim, render, send, record — as a pipeline. Up to `CONCURRENCY`
+//! messages are in flight at once; as sends finish, their outcomes are recorded together
+//! in one transaction and more rows are claimed, so the SMTP connections never wait for
+//! the slowest message of a batch or for a transaction per row.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +18,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::compose::{self, ComposeError, DefinitionCache};
@@ -26,11 +30,17 @@ use crate::organizations::OrgDirectory;
 use crate::settings::Settings;
 use crate::store;
 
-/// Rows claimed at once. All of a batch are sent concurrently, so none waits long enough
-/// in the batch for its lease to run out.
-const BATCH: u64 = 16;
+/// Messages one worker has in flight at once, and so the most SMTP connections it holds.
+const CONCURRENCY: usize = 16;
+/// Rows claimed at once (by [`Worker::run_once`], and by the pipeline each time its rows
+/// waiting for a free slot run out, so a claim is one statement per `BATCH` messages).
+const BATCH: usize = CONCURRENCY;
+/// How long the organisation directory loaded for composing is reused.
+const ORGS_MAX_AGE: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for due rows.
 const POLL: Duration = Duration::from_secs(1);
+/// SMTP connections unused this long are closed when the queue is empty.
+const IDLE_CONNECTION: Duration = Duration::from_secs(30);
 /// Longest pause after repeated database failures.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(30);
 /// How often the timers are scanned (reminders are per day, so a minute is plenty).
@@ -86,7 +96,7 @@ impl Worker {
             .map(|u| u.expose_secret().trim().to_string())
             .filter(|u| !u.is_empty());
         let transport = match url {
-            Some(url) => Transport::smtp(&url, smtp_timeout, BATCH as u32)?,
+            Some(url) => Transport::smtp(&url, smtp_timeout, CONCURRENCY as u32)?,
             None => {
                 let dir = settings.data_dir.join("mail");
                 let t = Transport::files(&dir)?;
@@ -119,50 +129,41 @@ impl Worker {
         })
     }
 
-    /// One batch: claims due rows, renders and sends them, records each outcome. Returns
-    /// how many rows it processed (0 when nothing was due). An error means the database
-    /// failed; rows it could not record are sent again after their lease, with the same
-    /// Message-ID.
+    /// One batch: claims up to `BATCH` due rows, renders and sends them, records their
+    /// outcomes. Returns how many rows it claimed (0 when nothing was due). An error means
+    /// the database failed; the other rows of the batch are still sent and recorded, and
+    /// rows it could not record are sent again after their lease, with the same Message-ID.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let inner = &self.inner;
-        let now = store::now();
-        let lease_until = now + chrono::Duration::from_std(inner.lease)?;
-        let rows = queue::claim(&inner.db, now, lease_until, BATCH).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let orgs = Arc::new(store::load_orgs(&inner.db).await?);
-        let n = rows.len();
-        let mut set = JoinSet::new();
-        for row in rows {
-            let inner = self.inner.clone();
-            let orgs = orgs.clone();
-            let span = tracing::info_span!(
-                "mail_delivery",
-                outbox_id = %row.id,
-                kind = %row.kind,
-                application_id = ?row.application_id,
-                reference = row.payload.get("reference").and_then(serde_json::Value::as_str).unwrap_or(""),
-                attempt = row.attempts,
-            );
-            set.spawn(async move { inner.deliver(row, lease_until, &orgs).await }.instrument(span));
-        }
-        let mut failure = None;
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    failure.get_or_insert(e);
-                }
+        let mut pipeline = Pipeline::new(self.inner.clone());
+        let mut failure = pipeline.step(true, BATCH).await.err();
+        loop {
+            match pipeline.step(false, BATCH).await {
+                Ok(Step::Idle) => break,
+                Ok(Step::Busy) => {}
                 Err(e) => {
-                    failure.get_or_insert(anyhow::anyhow!("delivery task failed: {e}"));
+                    failure.get_or_insert(e);
                 }
             }
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(n),
+        failure.map_or(Ok(pipeline.claimed), Err)
+    }
+
+    /// Delivers until no row is due: the pipeline kept full, up to `CONCURRENCY` messages
+    /// in flight. Returns how many rows it claimed. On a database failure it stops
+    /// claiming, finishes and records what is in flight, and returns the first error.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut pipeline = Pipeline::new(self.inner.clone());
+        let mut failure = None;
+        loop {
+            match pipeline.step(failure.is_none(), CONCURRENCY).await {
+                Ok(Step::Idle) => break,
+                Ok(Step::Busy) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
+        failure.map_or(Ok(pipeline.claimed), Err)
     }
 
     /// One scan of the timers (reminders, escalations, 补正 warnings, the daily digest):
@@ -195,38 +196,224 @@ impl Worker {
         Ok(super::digest::run_once(&self.inner.db, now, self.inner.digest_hour).await?)
     }
 
-    /// Runs batches until `shutdown` resolves, polling every second when idle, and scans
-    /// the timers every minute. A batch in progress is finished before stopping; database
-    /// failures are logged and retried with a growing pause.
+    /// Delivers until `shutdown` resolves, keeping up to `CONCURRENCY` messages in flight,
+    /// polling every second when nothing is due, and scans the timers every minute. On
+    /// shutdown it claims nothing more, and finishes and records what is in flight;
+    /// database failures are logged and claiming resumes after a growing pause.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut stopping = false;
         let mut failures: u32 = 0;
-        let mut next_timer_scan = tokio::time::Instant::now();
+        let mut next_timer_scan = Instant::now();
+        let mut claims_resume = Instant::now();
+        let mut pipeline = Pipeline::new(self.inner.clone());
         loop {
-            if tokio::time::Instant::now() >= next_timer_scan {
-                next_timer_scan = tokio::time::Instant::now() + TIMER_SCAN;
+            if !stopping {
+                // A look at `shutdown` without waiting (and never again once it resolved).
+                stopping = tokio::select! {
+                    biased;
+                    () = &mut shutdown => true,
+                    () = std::future::ready(()) => false,
+                };
+            }
+            if !stopping && Instant::now() >= next_timer_scan {
+                next_timer_scan = Instant::now() + TIMER_SCAN;
                 if let Err(e) = self.run_timers_once().await {
                     tracing::warn!(error = %format!("{e:#}"), "timer scan failed");
                 }
             }
-            let pause = match self.run_once().await {
-                Ok(n) => {
-                    failures = 0;
-                    if n > 0 { Duration::ZERO } else { POLL }
+            let claim = !stopping && Instant::now() >= claims_resume;
+            match pipeline.step(claim, CONCURRENCY).await {
+                Ok(Step::Busy) => failures = 0,
+                Ok(Step::Idle) => {
+                    if stopping {
+                        break;
+                    }
+                    let wake = if claim {
+                        // Nothing is due: a good moment to let idle connections go.
+                        self.inner.transport.close_idle(IDLE_CONNECTION).await;
+                        Instant::now() + POLL
+                    } else {
+                        claims_resume
+                    };
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => stopping = true,
+                        () = tokio::time::sleep_until(wake) => {}
+                    }
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %format!("{e:#}"), "mail worker batch failed");
-                    (POLL * 2u32.saturating_pow(failures.min(5))).min(MAX_ERROR_PAUSE)
+                    claims_resume = Instant::now()
+                        + (POLL * 2u32.saturating_pow(failures.min(5))).min(MAX_ERROR_PAUSE);
                 }
-            };
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(pause) => {}
             }
         }
         tracing::info!("mail worker stopped");
+    }
+}
+
+/// What one [`Pipeline::step`] found.
+enum Step {
+    /// Nothing in flight (and, when claiming was allowed, nothing due).
+    Idle,
+    /// Sends finished and their outcomes were recorded.
+    Busy,
+}
+
+/// The outcome of one claimed row, to be recorded.
+enum Outcome {
+    Sent,
+    /// Back to the queue at `retry_at`, or dead when it is `None`.
+    Failed {
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    SwitchedOff,
+    HeldForDigest,
+}
+
+/// A row whose delivery ended (or failed on the database: `outcome` is then an error and
+/// the row is left to its lease).
+struct Finished {
+    row: outbox::Model,
+    lease: DateTime<Utc>,
+    outcome: anyhow::Result<Outcome>,
+    span: tracing::Span,
+}
+
+/// A claimed row waiting for a free slot. Its send must end by `deadline` (well inside its
+/// lease), however long it waited.
+struct Claimed {
+    row: outbox::Model,
+    lease: DateTime<Utc>,
+    deadline: Instant,
+    orgs: Arc<OrgDirectory>,
+}
+
+/// Rows in flight, each in its own task, at most one claim's worth waiting for a slot,
+/// and the loop that records and refills.
+struct Pipeline {
+    inner: Arc<Inner>,
+    in_flight: JoinSet<Finished>,
+    ready: VecDeque<Claimed>,
+    /// The last claim found nothing due: no more claims until the pipeline is empty.
+    dry: bool,
+    /// Rows claimed so far.
+    claimed: usize,
+    orgs: Option<(Arc<OrgDirectory>, Instant)>,
+}
+
+impl Pipeline {
+    fn new(inner: Arc<Inner>) -> Self {
+        Self {
+            inner,
+            in_flight: JoinSet::new(),
+            ready: VecDeque::new(),
+            dry: false,
+            claimed: 0,
+            orgs: None,
+        }
+    }
+
+    /// Claims up to `limit` rows when `claim` and what it holds would not exceed two
+    /// claims' worth, starts sends in the free slots, then waits for at least one send to
+    /// finish and records every finished one together.
+    async fn step(&mut self, claim: bool, limit: usize) -> anyhow::Result<Step> {
+        let held = self.ready.len() + self.in_flight.len();
+        if claim
+            && held + limit <= 2 * CONCURRENCY
+            && (held == 0 || (!self.dry && self.ready.is_empty()))
+        {
+            let n = self.claim(limit).await?;
+            self.dry = n == 0;
+        }
+        while self.in_flight.len() < CONCURRENCY
+            && let Some(c) = self.ready.pop_front()
+        {
+            self.start(c);
+        }
+        let Some(first) = self.in_flight.join_next().await else {
+            return Ok(Step::Idle);
+        };
+        let mut finished = Vec::new();
+        let mut failure = None;
+        let mut joined = Some(first);
+        while let Some(j) = joined {
+            match j {
+                Ok(f) => finished.push(f),
+                // A panicked task: its row is sent again after its lease.
+                Err(e) => {
+                    failure.get_or_insert(anyhow::anyhow!("delivery task failed: {e}"));
+                }
+            }
+            joined = self.in_flight.try_join_next();
+        }
+        let recorded = self.inner.record(finished).await;
+        match (failure, recorded) {
+            (_, Err(e)) | (Some(e), Ok(())) => Err(e),
+            (None, Ok(())) => Ok(Step::Busy),
+        }
+    }
+
+    /// Claims up to `n` due rows into `ready`. Returns how many it claimed.
+    async fn claim(&mut self, n: usize) -> anyhow::Result<usize> {
+        let inner = &self.inner;
+        let orgs = match &self.orgs {
+            Some((orgs, at)) if at.elapsed() < ORGS_MAX_AGE => orgs.clone(),
+            _ => {
+                let orgs = Arc::new(store::load_orgs(&inner.db).await?);
+                self.orgs = Some((orgs.clone(), Instant::now()));
+                orgs
+            }
+        };
+        let now = store::now();
+        let lease = now + chrono::Duration::from_std(inner.lease)?;
+        // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well inside
+        // the lease, whatever the per-command timeout and the wait for a slot.
+        let deadline = Instant::now() + inner.send_deadline;
+        let rows = queue::claim(&inner.db, now, lease, n as u64).await?;
+        let claimed = rows.len();
+        self.ready.extend(rows.into_iter().map(|row| Claimed {
+            row,
+            lease,
+            deadline,
+            orgs: orgs.clone(),
+        }));
+        self.claimed += claimed;
+        Ok(claimed)
+    }
+
+    fn start(&mut self, c: Claimed) {
+        let Claimed {
+            row,
+            lease,
+            deadline,
+            orgs,
+        } = c;
+        let inner = self.inner.clone();
+        let span = tracing::info_span!(
+            "mail_delivery",
+            outbox_id = %row.id,
+            kind = %row.kind,
+            application_id = ?row.application_id,
+            reference = row.payload.get("reference").and_then(serde_json::Value::as_str).unwrap_or(""),
+            attempt = row.attempts,
+        );
+        let task_span = span.clone();
+        self.in_flight.spawn(
+            async move {
+                let outcome = inner.deliver(&row, &orgs, deadline).await;
+                Finished {
+                    row,
+                    lease,
+                    outcome,
+                    span,
+                }
+            }
+            .instrument(task_span),
+        );
     }
 }
 
@@ -238,9 +425,9 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
-    /// Asks the worker to stop after its current batch and waits for it (at most the
-    /// send deadline plus a little: an unfinished send is safe, its lease runs out and
-    /// another worker sends it again with the same Message-ID).
+    /// Asks the worker to stop once the messages in flight are sent and recorded, and waits
+    /// for it (at most the send deadline plus a little: an unfinished send is safe, its
+    /// lease runs out and another worker sends it again with the same Message-ID).
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let mut handle = self.handle;
@@ -266,83 +453,150 @@ impl Worker {
 }
 
 impl Inner {
+    /// Decides and, when it is to be mailed now, sends one claimed row; the outcome is
+    /// recorded by [`Inner::record`]. An error means the database failed.
     async fn deliver(
         &self,
-        row: outbox::Model,
-        lease: DateTime<Utc>,
+        row: &outbox::Model,
         orgs: &OrgDirectory,
-    ) -> anyhow::Result<()> {
+        deadline: Instant,
+    ) -> anyhow::Result<Outcome> {
         // The recipient's preference, as it is now (account emails are always immediate).
         if let Some(user) = row.recipient_user_id {
-            let recorded = match prefs::effective_mode(&self.db, user, &row.kind).await? {
-                NotificationMode::Immediate => None,
+            match prefs::effective_mode(&self.db, user, &row.kind).await? {
+                NotificationMode::Immediate => {}
                 NotificationMode::Off => {
                     tracing::info!("not sent: switched off by the recipient");
-                    Some(queue::mark_switched_off(&self.db, &row, lease).await?)
+                    return Ok(Outcome::SwitchedOff);
                 }
                 NotificationMode::Digest => {
                     tracing::info!("parked for the daily digest");
-                    Some(queue::hold_for_digest(&self.db, &row, lease).await?)
+                    return Ok(Outcome::HeldForDigest);
                 }
-            };
-            if let Some(recorded) = recorded {
-                if !recorded {
-                    tracing::warn!(
-                        "the lease on this outbox row ran out before the outcome was recorded"
-                    );
-                }
-                return Ok(());
             }
         }
-        let outcome = self.attempt(&row, orgs).await;
-        let now = store::now();
-        // A digest's outcome is also that of the rows it carries: one transaction.
-        let carried = if row.kind == prefs::DIGEST_KIND {
-            super::digest::carried(&row)
-        } else {
-            Vec::new()
-        };
-        let txn = self.db.begin().await?;
-        let recorded = match &outcome {
+        Ok(match self.attempt(row, orgs, deadline).await {
             Ok(()) => {
                 tracing::info!("mail sent");
-                let ok = queue::mark_sent(&txn, &row, lease, now).await?;
-                if ok {
-                    queue::settle_digested(&txn, &carried, Ok(now)).await?;
-                }
-                ok
+                Outcome::Sent
             }
             Err(SendError::Permanent(e)) => {
                 tracing::warn!(error = %e, "mail failed permanently; the row is dead");
-                let ok = queue::mark_failed(&txn, &row, lease, e, None).await?;
-                if ok {
-                    queue::settle_digested(&txn, &carried, Err(e)).await?;
+                Outcome::Failed {
+                    error: e,
+                    retry_at: None,
                 }
-                ok
             }
             Err(SendError::Transient(e)) if row.attempts >= self.max_attempts => {
                 tracing::warn!(error = %e, "mail failed and is out of attempts; the row is dead");
-                let ok = queue::mark_failed(&txn, &row, lease, e, None).await?;
-                if ok {
-                    queue::settle_digested(&txn, &carried, Err(e)).await?;
+                Outcome::Failed {
+                    error: e,
+                    retry_at: None,
                 }
-                ok
             }
             Err(SendError::Transient(e)) => {
                 let delay = backoff(self.retry_base, row.attempts);
-                let at = now + chrono::Duration::from_std(delay)?;
                 tracing::info!(error = %e, retry_in_seconds = delay.as_secs(), "mail failed temporarily; will retry");
-                queue::mark_failed(&txn, &row, lease, e, Some(at)).await?
+                Outcome::Failed {
+                    error: e,
+                    retry_at: Some(store::now() + chrono::Duration::from_std(delay)?),
+                }
             }
-        };
-        txn.commit().await?;
-        if !recorded {
-            tracing::warn!("the lease on this outbox row ran out before the outcome was recorded");
-        }
-        Ok(())
+        })
     }
 
-    async fn attempt(&self, row: &outbox::Model, orgs: &OrgDirectory) -> Result<(), SendError> {
+    /// Records finished rows in one transaction: each update still requires the row's
+    /// own lease, so an outcome whose lease ran out (another worker may have the row now)
+    /// changes nothing. A digest's outcome is also that of the rows it carries. Rows whose
+    /// delivery failed on the database are left to their lease; the first such error is
+    /// returned after the others are recorded.
+    async fn record(&self, finished: Vec<Finished>) -> anyhow::Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let now = store::now();
+        // The common case, sent rows of one claim, is one statement: no transaction.
+        let lease = finished[0].lease;
+        if finished.iter().all(|f| {
+            f.lease == lease
+                && matches!(f.outcome, Ok(Outcome::Sent))
+                && f.row.kind != prefs::DIGEST_KIND
+        }) {
+            let ids: Vec<uuid::Uuid> = finished.iter().map(|f| f.row.id).collect();
+            let recorded = queue::mark_sent_many(&self.db, &ids, lease, now).await?;
+            for f in finished.iter().filter(|f| !recorded.contains(&f.row.id)) {
+                f.span.in_scope(|| {
+                    tracing::warn!(
+                        "the lease on this outbox row ran out before the outcome was recorded"
+                    );
+                });
+            }
+            return Ok(());
+        }
+        let mut failure = None;
+        let mut lost: Vec<&Finished> = Vec::new();
+        // Plain sent rows, by lease (one per claim): one statement each.
+        let mut sent: BTreeMap<DateTime<Utc>, Vec<&Finished>> = BTreeMap::new();
+        let txn = self.db.begin().await?;
+        for f in &finished {
+            let (row, lease) = (&f.row, f.lease);
+            let digest = row.kind == prefs::DIGEST_KIND;
+            let ok = match &f.outcome {
+                Err(e) => {
+                    failure.get_or_insert(anyhow::anyhow!("{e:#}"));
+                    continue;
+                }
+                Ok(Outcome::Sent) if !digest => {
+                    sent.entry(lease).or_default().push(f);
+                    continue;
+                }
+                Ok(Outcome::Sent) => {
+                    let ok = queue::mark_sent(&txn, row, lease, now).await?;
+                    if ok {
+                        let carried = super::digest::carried(row);
+                        queue::settle_digested(&txn, &carried, Ok(now)).await?;
+                    }
+                    ok
+                }
+                Ok(Outcome::Failed { error, retry_at }) => {
+                    let ok = queue::mark_failed(&txn, row, lease, error, *retry_at).await?;
+                    if ok && digest && retry_at.is_none() {
+                        let carried = super::digest::carried(row);
+                        queue::settle_digested(&txn, &carried, Err(error)).await?;
+                    }
+                    ok
+                }
+                Ok(Outcome::SwitchedOff) => queue::mark_switched_off(&txn, row, lease).await?,
+                Ok(Outcome::HeldForDigest) => queue::hold_for_digest(&txn, row, lease).await?,
+            };
+            if !ok {
+                lost.push(f);
+            }
+        }
+        for (lease, rows) in &sent {
+            let ids: Vec<uuid::Uuid> = rows.iter().map(|f| f.row.id).collect();
+            let recorded = queue::mark_sent_many(&txn, &ids, *lease, now).await?;
+            if recorded.len() < ids.len() {
+                lost.extend(rows.iter().filter(|f| !recorded.contains(&f.row.id)));
+            }
+        }
+        txn.commit().await?;
+        for f in lost {
+            f.span.in_scope(|| {
+                tracing::warn!(
+                    "the lease on this outbox row ran out before the outcome was recorded"
+                );
+            });
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    async fn attempt(
+        &self,
+        row: &outbox::Model,
+        orgs: &OrgDirectory,
+        deadline: Instant,
+    ) -> Result<(), SendError> {
         let ctx = compose::context(&self.db, row, orgs, &self.defs, &self.base_url)
             .await
             .map_err(|e| match e {
@@ -387,7 +641,7 @@ impl Inner {
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".to_string(),
         ));
-        match tokio::time::timeout(self.send_deadline, self.transport.send(message)).await {
+        match tokio::time::timeout_at(deadline, self.transport.send(message)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Transient(format!(
                 "the send did not finish within {} s",

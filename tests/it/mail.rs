@@ -1,5 +1,5 @@
 //! Mail delivery over real SMTP conversations: a small SMTP server on loopback (below)
-//! receives what the worker sends, and can refuse (4xx, 5xx), hang after DATA, or be down.
+//! receives what the worker sends, and can refuse (4xx, 5xx), hang after DATA, answer late, or be down.
 //! Every test runs on SQLite and on PostgreSQL.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +44,8 @@ pub enum Mode {
     /// Keeps the message after DATA but never answers: the client is stuck until it gives
     /// up or dies — the moment a crash would lose the "sent" mark.
     HangAfterData,
+    /// Keeps the message after DATA and accepts it after this long.
+    DelayData(Duration),
 }
 
 /// One message as the server received it.
@@ -109,6 +111,10 @@ struct ServerState {
     received: Vec<Received>,
     /// `(user, password)` required when set.
     credentials: Option<(String, String)>,
+    /// Connections accepted so far.
+    connections: usize,
+    /// A recipient whose messages are accepted only after this long.
+    slow: Option<(String, Duration)>,
 }
 
 /// The server; `stop` takes it down (listener and connections closed), `start` brings it
@@ -144,6 +150,7 @@ impl SmtpServer {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
+                        state.lock().expect("lock").connections += 1;
                         conns.spawn(session(stream, state.clone()));
                     }
                     Err(_) => return,
@@ -184,6 +191,16 @@ impl SmtpServer {
     /// Requires AUTH PLAIN with these credentials.
     pub fn require_auth(&self, user: &str, password: &str) {
         self.state.lock().expect("lock").credentials = Some((user.into(), password.into()));
+    }
+
+    /// Answers messages to `recipient` only after `delay` (each kept on arrival).
+    pub fn slow_down(&self, recipient: &str, delay: Duration) {
+        self.state.lock().expect("lock").slow = Some((recipient.into(), delay));
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("lock").connections
     }
 
     /// What arrived so far.
@@ -303,12 +320,26 @@ async fn session(stream: TcpStream, state: Arc<Mutex<ServerState>>) {
                 .mode
                 .clone()
                 .unwrap_or(Mode::Accept);
+            let slow = state.lock().expect("lock").slow.clone();
+            if let Some((recipient, delay)) = slow
+                && message.to.contains(&recipient)
+            {
+                state.lock().expect("lock").received.push(message);
+                tokio::time::sleep(delay).await;
+                reply!("250 2.0.0 queued\r\n");
+                continue;
+            }
             match mode {
                 Mode::Accept => {
                     state.lock().expect("lock").received.push(message);
                     reply!("250 2.0.0 queued\r\n");
                 }
                 Mode::RefuseData(answer) => reply!("{answer}\r\n"),
+                Mode::DelayData(delay) => {
+                    state.lock().expect("lock").received.push(message);
+                    tokio::time::sleep(delay).await;
+                    reply!("250 2.0.0 queued\r\n");
+                }
                 Mode::HangAfterData => {
                     state.lock().expect("lock").received.push(message);
                     std::future::pending::<()>().await;
@@ -1469,3 +1500,164 @@ async fn an_account_email_links_to_its_token_page(t: &TestDb) {
     );
 }
 db_test!(account_mail_link, an_account_email_links_to_its_token_page);
+
+// ---------------------------------------------------------------------------------------
+// Throughput: connections kept open with TCP_NODELAY, and the delivery pipeline.
+
+fn plain_message(i: usize) -> lettre::Message {
+    lettre::Message::builder()
+        .from("智港 <noreply@zhigang.test>".parse().expect("from"))
+        .to(format!("r{i}@example.com").parse().expect("to"))
+        .subject(format!("message {i}"))
+        .body("一行文字 — a line of text\r\n".repeat(100))
+        .expect("message")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_message_after_message_without_waiting_for_delayed_acks() {
+    let smtp = SmtpServer::start_new().await;
+    let transport =
+        zhigang::mail::Transport::smtp(&smtp.url(), Duration::from_secs(5), 1).expect("transport");
+    // The first message opens the connection.
+    transport.send(plain_message(0)).await.expect("first send");
+    let n = 25;
+    let started = Instant::now();
+    for i in 1..=n {
+        transport.send(plain_message(i)).await.expect("send");
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(smtp.received().len(), n + 1);
+    assert_eq!(smtp.connections(), 1, "the connection is reused");
+    // Without TCP_NODELAY the final "<CRLF>.<CRLF>" of each message waits for the server's
+    // delayed ACK of the body (40 ms on Linux): 25 messages would take over a second.
+    assert!(
+        elapsed < Duration::from_millis(25 * 40 / 2),
+        "{n} messages on one connection took {elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_dropped_is_replaced_without_failing_a_send() {
+    let smtp = SmtpServer::start_new().await;
+    let transport =
+        zhigang::mail::Transport::smtp(&smtp.url(), Duration::from_secs(5), 4).expect("transport");
+    transport.send(plain_message(0)).await.expect("first send");
+    // The server restarts: the parked connection is dead.
+    smtp.stop().await;
+    smtp.start().await;
+    transport
+        .send(plain_message(1))
+        .await
+        .expect("send after the restart");
+    assert_eq!(smtp.received().len(), 2);
+    assert_eq!(smtp.connections(), 2);
+}
+
+async fn the_pipeline_sends_and_records_the_others_while_one_message_is_slow(t: &TestDb) {
+    let smtp = SmtpServer::start_new().await;
+    let (company, applicant) = company(&t.db).await;
+    submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    let n = 150;
+    clone_rows(t, n).await;
+    let total = rows(t).await.len();
+    // The first row in claim order goes to a recipient the server answers slowly.
+    let slow = rows(t).await.remove(0);
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::RecipientEmail,
+            Expr::value("slow@example.com"),
+        )
+        .filter(outbox::Column::Id.eq(slow.id))
+        .exec(&t.db)
+        .await
+        .expect("slow recipient");
+    smtp.slow_down("slow@example.com", Duration::from_secs(6));
+    let w = worker(t, &smtp);
+    let drain = tokio::spawn({
+        let w = w.clone();
+        async move { w.drain().await }
+    });
+    // Everything else arrives while the slow message is still in flight…
+    smtp.wait_for(total, Duration::from_secs(5)).await;
+    // …and is recorded as sent meanwhile, the slow row still leased.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while count_status(t, OutboxStatus::Sent).await < (total - 1) as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the finished sends were not recorded while one was in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !drain.is_finished(),
+        "the slow message should still be in flight"
+    );
+    let row = outbox::Entity::find_by_id(slow.id)
+        .one(&t.db)
+        .await
+        .expect("row")
+        .expect("exists");
+    assert_eq!(row.status, OutboxStatus::Queued);
+    assert!(row.lease_until.is_some());
+    assert_eq!(drain.await.expect("join").expect("drain"), total);
+    assert_eq!(count_status(t, OutboxStatus::Sent).await, total as u64);
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for r in smtp.received() {
+        *per_id.entry(r.message_id()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), total);
+    assert!(per_id.values().all(|c| *c == 1), "none twice");
+    assert!(
+        smtp.connections() <= 16,
+        "at most 16 connections: {}",
+        smtp.connections()
+    );
+}
+db_test!(
+    pipeline_slow_message,
+    the_pipeline_sends_and_records_the_others_while_one_message_is_slow
+);
+
+async fn a_batched_record_leaves_a_row_whose_lease_was_taken_over_alone(t: &TestDb) {
+    let smtp = SmtpServer::start_new().await;
+    let (company, applicant) = company(&t.db).await;
+    submitted_yqyc(&t.db, company, applicant, &["rd_funding"]).await;
+    clone_rows(t, 4).await;
+    let total = rows(t).await.len();
+    smtp.set_mode(Mode::DelayData(Duration::from_millis(1500)));
+    let w = worker(t, &smtp);
+    let batch = tokio::spawn({
+        let w = w.clone();
+        async move { w.run_once().await }
+    });
+    // All are in DATA; meanwhile another worker takes one of them over (as if its
+    // lease had run out).
+    smtp.wait_for(total, Duration::from_secs(10)).await;
+    let taken = rows(t).await.remove(2);
+    let theirs = store::now() + chrono::Duration::hours(1);
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(Some(theirs)))
+        .filter(outbox::Column::Id.eq(taken.id))
+        .exec(&t.db)
+        .await
+        .expect("take over");
+    assert_eq!(batch.await.expect("join").expect("batch"), total);
+    for r in rows(t).await {
+        if r.id == taken.id {
+            assert_eq!(
+                r.status,
+                OutboxStatus::Queued,
+                "not marked by the old lease"
+            );
+            assert_eq!(r.lease_until, Some(theirs));
+            assert_eq!(r.sent_at, None);
+        } else {
+            assert_eq!(r.status, OutboxStatus::Sent);
+            assert!(r.lease_until.is_none() && r.sent_at.is_some());
+        }
+    }
+}
+db_test!(
+    batched_record_lease,
+    a_batched_record_leaves_a_row_whose_lease_was_taken_over_alone
+);
