@@ -16,6 +16,7 @@ mod m20261127_000007_report_indexes;
 mod m20261127_000008_workbench;
 mod m20261127_000009_held_returns;
 mod m20261127_000010_api;
+mod m20261127_000011_inbox_indexes;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_workbench::Migration),
             Box::new(m20261127_000009_held_returns::Migration),
             Box::new(m20261127_000010_api::Migration),
+            Box::new(m20261127_000011_inbox_indexes::Migration),
         ]
     }
 }
