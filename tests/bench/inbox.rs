@@ -8,7 +8,7 @@ use entity::task;
 use hdrhistogram::Histogram;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -247,30 +247,59 @@ async fn diagnose(db: &DatabaseConnection, reviewer: Uuid, org: Uuid) -> anyhow:
     }
     for (what, after) in pages {
         q.after = after;
-        let stmt = backend.build(&inbox::keys_statement(&q, 51).context("no branch")?);
-        let prefix = match backend {
-            DbBackend::Postgres => "EXPLAIN (ANALYZE, COSTS OFF) ",
-            _ => "EXPLAIN QUERY PLAN ",
-        };
-        let explain = sea_orm::Statement {
-            sql: format!("{prefix}{}", stmt.sql),
-            ..stmt
-        };
+        let keys = backend.build(&inbox::keys_statement(&q, 51).context("no branch")?);
         println!("  plan of the to-do keys query, {what}:");
-        for row in db.query_all_raw(explain).await? {
-            let line: String = match backend {
-                DbBackend::Postgres => row.try_get_by_index(0)?,
-                _ => row.try_get_by_index(3)?,
-            };
-            println!("    {line}");
+        explain(db, keys).await?;
+        // The page's rows by id, as `inbox::list` loads them after the keys.
+        let ids: Vec<Uuid> = inbox::list(db, &q)
+            .await?
+            .rows
+            .iter()
+            .filter_map(|r| r.task.as_ref().map(|t| t.id))
+            .collect();
+        let relation: sea_orm::RelationDef = task::Entity::belongs_to(entity::application::Entity)
+            .from(task::Column::ApplicationId)
+            .to(entity::application::Column::Id)
+            .into();
+        let rows = task::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, relation)
+            .select_also(entity::application::Entity)
+            .filter(task::Column::Id.is_in(ids))
+            .build(backend);
+        println!("  plan of the page's rows by id, {what}:");
+        explain(db, rows).await?;
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            inbox::list(db, &q).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
-        let started = Instant::now();
-        let page = inbox::list(db, &q).await?;
+        times.sort_by(f64::total_cmp);
         println!(
-            "  inbox::list, {what}: {} rows in {:.1} ms",
-            page.rows.len(),
-            started.elapsed().as_secs_f64() * 1000.0
+            "  inbox::list, {what}: median {:.2} ms, worst {:.2} ms of 21",
+            times[10], times[20]
         );
+    }
+    Ok(())
+}
+
+/// Prints the plan of `stmt` (with the actual times on PostgreSQL).
+async fn explain(db: &DatabaseConnection, stmt: sea_orm::Statement) -> anyhow::Result<()> {
+    let backend = db.get_database_backend();
+    let prefix = match backend {
+        DbBackend::Postgres => "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ",
+        _ => "EXPLAIN QUERY PLAN ",
+    };
+    let explain = sea_orm::Statement {
+        sql: format!("{prefix}{}", stmt.sql),
+        ..stmt
+    };
+    for row in db.query_all_raw(explain).await? {
+        let line: String = match backend {
+            DbBackend::Postgres => row.try_get_by_index(0)?,
+            _ => row.try_get_by_index(3)?,
+        };
+        println!("    {line}");
     }
     Ok(())
 }
