@@ -16,6 +16,7 @@ mod m20261127_000007_report_indexes;
 mod m20261127_000008_workbench;
 mod m20261127_000009_held_returns;
 mod m20261127_000010_api;
+mod m20261127_000011_inbox_indexes;
 mod m20261127_000012_config_generation;
 
 /// The migrator: the list of every migration, oldest first.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_workbench::Migration),
             Box::new(m20261127_000009_held_returns::Migration),
             Box::new(m20261127_000010_api::Migration),
+            Box::new(m20261127_000011_inbox_indexes::Migration),
             Box::new(m20261127_000012_config_generation::Migration),
         ]
     }

@@ -1,17 +1,29 @@
 //! The reviewer's inbox: tasks of the user's organizations, counted and listed with keyset
 //! pagination so a page costs the same however many applications there are.
+//!
+//! Every tab is a union of *branches*, each an equality prefix of an index followed by the
+//! tab's sort key and the id (`tasks (org_id, status, due_date, id)`,
+//! `tasks (claimant_id, status, due_date, id)`, `tasks (acted_by, closed_at, id)`,
+//! `application_copies (org_id, created_at)`). Each branch reads its first `limit + 1` rows
+//! from its index in order, and the union keeps the first `limit + 1` of those: a page reads
+//! at most `branches × (limit + 1)` index entries, however long the queue is. A single `OR`
+//! over the branches, as before, made both databases collect the whole queue and sort it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{application, application_copy, enums::TaskStatus, task};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, Order, Query as Sql, SelectStatement, UnionType,
+};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationDef,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, RelationDef,
 };
 use uuid::Uuid;
 
-/// The condition for "to do": open tasks of `orgs`, and tasks claimed by `user`.
+/// The condition for "to do": open tasks of `orgs`, and tasks claimed by `user`. The lists
+/// do not query it as one `OR` (see the module documentation); it says what they list.
 pub fn todo_condition(user: Uuid, orgs: &BTreeSet<Uuid>) -> Condition {
     Condition::any()
         .add(
@@ -26,16 +38,72 @@ pub fn todo_condition(user: Uuid, orgs: &BTreeSet<Uuid>) -> Condition {
         )
 }
 
-/// How many tasks wait in `user`'s to-do tab.
+/// Counts shown in the navigation badge and on the inbox's tabs stop here: beyond it they
+/// read "99+". Counting a queue exactly costs O(queue) on every page (17.5 ms for 10,000
+/// open tasks on PostgreSQL); counting up to the cap costs at most `cap + 1` index entries
+/// per branch, and nobody acts differently on 1,234 than on "99+".
+pub const COUNT_CAP: u64 = 99;
+
+/// A count that stops at a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CappedCount {
+    /// The count, at most the cap.
+    pub shown: u64,
+    /// Whether there are more than `shown`.
+    pub more: bool,
+}
+
+impl CappedCount {
+    /// `7`, or `99+` beyond the cap.
+    pub fn display(&self) -> String {
+        if self.more {
+            format!("{}+", self.shown)
+        } else {
+            self.shown.to_string()
+        }
+    }
+}
+
+/// Counts the tasks (or copies) of `tab` for `user`, up to `cap`: cost O(cap), not O(queue).
+pub async fn count_capped<C: ConnectionTrait>(
+    db: &C,
+    tab: Tab,
+    user: Uuid,
+    orgs: &BTreeSet<Uuid>,
+    admin_of: &BTreeSet<Uuid>,
+    cap: u64,
+) -> Result<CappedCount, DbErr> {
+    let q = Query {
+        user,
+        orgs: orgs.clone(),
+        admin_of: admin_of.clone(),
+        tab,
+        app_type: None,
+        step: None,
+        status: None,
+        overdue: false,
+        today: NaiveDate::MIN,
+        after: None,
+        limit: cap,
+    };
+    let found = match keys_statement(&q, cap + 1) {
+        Some(stmt) => db.query_all(&stmt).await?.len() as u64,
+        None => 0,
+    };
+    Ok(CappedCount {
+        shown: std::cmp::min(found, cap),
+        more: found > cap,
+    })
+}
+
+/// How many tasks wait in `user`'s to-do tab, up to `cap` (the navigation badge).
 pub async fn count_todo<C: ConnectionTrait>(
     db: &C,
     user: Uuid,
     orgs: &BTreeSet<Uuid>,
-) -> Result<u64, DbErr> {
-    task::Entity::find()
-        .filter(todo_condition(user, orgs))
-        .count(db)
-        .await
+    cap: u64,
+) -> Result<CappedCount, DbErr> {
+    count_capped(db, Tab::Todo, user, orgs, &BTreeSet::new(), cap).await
 }
 
 /// The inbox's tabs.
@@ -171,145 +239,273 @@ fn copy_application() -> RelationDef {
         .into()
 }
 
-/// Lists one page of the inbox, ordered by a key with an index behind it, starting after
-/// the cursor: the cost of a page does not grow with the number of applications.
-pub async fn list<C: ConnectionTrait>(db: &C, q: &Query) -> Result<Page, DbErr> {
-    let limit = q.limit.clamp(1, 200);
-    if q.tab == Tab::Copied {
-        return list_copied(db, q, limit).await;
+/// The equality prefixes of a task tab's branches (see the module documentation). Open and
+/// claimed tasks are disjoint, so no task is in two branches.
+fn task_branches(q: &Query) -> Vec<Condition> {
+    let wanted = |s: TaskStatus| q.status.is_none_or(|f| f == s);
+    let mut out = Vec::new();
+    match q.tab {
+        Tab::Todo => {
+            if wanted(TaskStatus::Open) {
+                for org in &q.orgs {
+                    out.push(
+                        Condition::all()
+                            .add(task::Column::OrgId.eq(*org))
+                            .add(task::Column::Status.eq(TaskStatus::Open)),
+                    );
+                }
+            }
+            if wanted(TaskStatus::Claimed) {
+                out.push(
+                    Condition::all()
+                        .add(task::Column::ClaimantId.eq(q.user))
+                        .add(task::Column::Status.eq(TaskStatus::Claimed)),
+                );
+            }
+        }
+        Tab::Organization => {
+            for org in &q.admin_of {
+                for st in [TaskStatus::Open, TaskStatus::Claimed] {
+                    if wanted(st) {
+                        out.push(
+                            Condition::all()
+                                .add(task::Column::OrgId.eq(*org))
+                                .add(task::Column::Status.eq(st)),
+                        );
+                    }
+                }
+            }
+        }
+        Tab::Done => out.push(
+            Condition::all()
+                .add(task::Column::ActedBy.eq(q.user))
+                .add(task::Column::ClosedAt.is_not_null()),
+        ),
+        Tab::Copied => {}
     }
-    // Everything below narrows the tab's condition (ANDed), whatever its own shape.
-    let mut cond = Condition::all().add(match q.tab {
-        Tab::Todo => todo_condition(q.user, &q.orgs),
-        Tab::Organization => Condition::all()
-            .add(task::Column::OrgId.is_in(q.admin_of.iter().copied()))
-            .add(task::Column::Status.is_in([TaskStatus::Open, TaskStatus::Claimed])),
-        Tab::Done => Condition::all()
-            .add(task::Column::ActedBy.eq(q.user))
-            .add(task::Column::ClosedAt.is_not_null()),
-        Tab::Copied => unreachable!("handled above"),
+    out
+}
+
+/// `(key, id) > (k, id)` (ascending) or `<` (descending): a row-value comparison, which
+/// both databases use as a range on the index (an `OR` of the two halves they would not).
+fn after(key: Expr, id: Expr, cursor_key: Expr, cursor_id: Uuid, order: &Order) -> Expr {
+    let left = Expr::tuple([key, id]);
+    let right = Expr::tuple([cursor_key, Expr::value(cursor_id)]);
+    match order {
+        Order::Desc => left.lt(right),
+        _ => left.gt(right),
+    }
+}
+
+/// The statement that lists the keys of `q`'s page: `id` and the sort key `k` of at most
+/// `limit` rows, in the tab's order, starting after the cursor. `None` when the tab has no
+/// branch (a reviewer of no organization). Public so the benchmark can print its plan.
+pub fn keys_statement(q: &Query, limit: u64) -> Option<SelectStatement> {
+    let (branches, order) = if q.tab == Tab::Copied {
+        (copy_branch_statements(q, limit), Order::Desc)
+    } else {
+        let order = if q.tab == Tab::Done {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        (task_branch_statements(q, limit, &order), order)
+    };
+    let mut wrapped = branches.into_iter().enumerate().map(|(i, b)| {
+        Sql::select()
+            .column(Asterisk)
+            .from_subquery(b, Alias::new(format!("b{i}")))
+            .to_owned()
     });
+    let mut stmt = wrapped.next()?;
+    for other in wrapped {
+        stmt.union(UnionType::All, other);
+    }
+    stmt.order_by(Alias::new("k"), order.clone())
+        .order_by(Alias::new("id"), order)
+        .limit(limit);
+    Some(stmt)
+}
+
+fn task_branch_statements(q: &Query, limit: u64, order: &Order) -> Vec<SelectStatement> {
+    let key = if q.tab == Tab::Done {
+        task::Column::ClosedAt
+    } else {
+        task::Column::DueDate
+    };
+    // Everything below narrows each branch (ANDed).
+    let mut filters = Condition::all();
     if let Some(t) = &q.app_type {
-        cond = cond.add(application::Column::AppType.eq(t.clone()));
+        filters = filters.add(application::Column::AppType.eq(t.clone()));
     }
     if let Some(s) = &q.step {
-        cond = cond.add(task::Column::StepId.eq(s.clone()));
+        filters = filters.add(task::Column::StepId.eq(s.clone()));
     }
     if let Some(st) = q.status {
-        cond = cond.add(task::Column::Status.eq(st));
+        filters = filters.add(task::Column::Status.eq(st));
     }
     if q.overdue {
-        cond = cond
+        filters = filters
             .add(task::Column::DueDate.lt(q.today))
             .add(task::Column::Status.is_in([TaskStatus::Open, TaskStatus::Claimed]));
     }
-    let mut select = task::Entity::find()
-        .join(JoinType::InnerJoin, task_application())
-        .select_also(application::Entity);
+    let key_expr = Expr::col((task::Entity, key));
+    let id_expr = Expr::col((task::Entity, task::Column::Id));
     match (q.tab, &q.after) {
         (Tab::Done, Some(Cursor::Time(t, id))) => {
-            cond = cond.add(
-                Condition::any().add(task::Column::ClosedAt.lt(*t)).add(
-                    Condition::all()
-                        .add(task::Column::ClosedAt.eq(*t))
-                        .add(task::Column::Id.lt(*id)),
-                ),
-            );
+            filters = filters.add(after(key_expr, id_expr, Expr::value(*t), *id, order));
         }
         (Tab::Todo | Tab::Organization, Some(Cursor::Due(d, id))) => {
-            cond = cond.add(
-                Condition::any().add(task::Column::DueDate.gt(*d)).add(
-                    Condition::all()
-                        .add(task::Column::DueDate.eq(*d))
-                        .add(task::Column::Id.gt(*id)),
-                ),
-            );
+            filters = filters.add(after(key_expr, id_expr, Expr::value(*d), *id, order));
         }
         _ => {}
     }
-    select = select.filter(cond);
-    select = if q.tab == Tab::Done {
-        select
-            .order_by_desc(task::Column::ClosedAt)
-            .order_by_desc(task::Column::Id)
-    } else {
-        select
-            .order_by_asc(task::Column::DueDate)
-            .order_by_asc(task::Column::Id)
-    };
-    let mut found = select.limit(limit + 1).all(db).await?;
-    let more = found.len() as u64 > limit;
-    found.truncate(limit as usize);
-    let next = if more {
-        found.last().map(|(t, _)| match q.tab {
-            Tab::Done => Cursor::Time(t.closed_at.unwrap_or_default(), t.id),
-            _ => Cursor::Due(t.due_date, t.id),
+    task_branches(q)
+        .into_iter()
+        .map(|branch| {
+            let mut select = task::Entity::find()
+                .select_only()
+                .column(task::Column::Id)
+                .column_as(key, "k");
+            if q.app_type.is_some() {
+                select = select.join(JoinType::InnerJoin, task_application());
+            }
+            select
+                .filter(branch)
+                .filter(filters.clone())
+                .order_by(key, order.clone())
+                .order_by(task::Column::Id, order.clone())
+                .limit(limit)
+                .into_query()
         })
-    } else {
-        None
-    };
-    Ok(Page {
-        rows: found
-            .into_iter()
-            .filter_map(|(t, a)| {
-                a.map(|app| Row {
-                    task: Some(t),
-                    app,
-                    copy: None,
-                })
-            })
-            .collect(),
-        next,
-    })
+        .collect()
 }
 
-async fn list_copied<C: ConnectionTrait>(db: &C, q: &Query, limit: u64) -> Result<Page, DbErr> {
-    let mut cond =
-        Condition::all().add(application_copy::Column::OrgId.is_in(q.orgs.iter().copied()));
+fn copy_branch_statements(q: &Query, limit: u64) -> Vec<SelectStatement> {
+    let mut filters = Condition::all();
     if let Some(t) = &q.app_type {
-        cond = cond.add(application::Column::AppType.eq(t.clone()));
+        filters = filters.add(application::Column::AppType.eq(t.clone()));
     }
     if let Some(s) = &q.step {
-        cond = cond.add(application_copy::Column::StepId.eq(s.clone()));
+        filters = filters.add(application_copy::Column::StepId.eq(s.clone()));
     }
     if let Some(Cursor::Time(t, id)) = &q.after {
-        cond = cond.add(
-            Condition::any()
-                .add(application_copy::Column::CreatedAt.lt(*t))
-                .add(
-                    Condition::all()
-                        .add(application_copy::Column::CreatedAt.eq(*t))
-                        .add(application_copy::Column::Id.lt(*id)),
-                ),
-        );
+        filters = filters.add(after(
+            Expr::col((
+                application_copy::Entity,
+                application_copy::Column::CreatedAt,
+            )),
+            Expr::col((application_copy::Entity, application_copy::Column::Id)),
+            Expr::value(*t),
+            *id,
+            &Order::Desc,
+        ));
     }
-    let mut found = application_copy::Entity::find()
-        .join(JoinType::InnerJoin, copy_application())
-        .select_also(application::Entity)
-        .filter(cond)
-        .order_by_desc(application_copy::Column::CreatedAt)
-        .order_by_desc(application_copy::Column::Id)
-        .limit(limit + 1)
-        .all(db)
-        .await?;
-    let more = found.len() as u64 > limit;
-    found.truncate(limit as usize);
-    let next = if more {
-        found.last().map(|(c, _)| Cursor::Time(c.created_at, c.id))
-    } else {
-        None
+    q.orgs
+        .iter()
+        .map(|org| {
+            let mut select = application_copy::Entity::find()
+                .select_only()
+                .column(application_copy::Column::Id)
+                .column_as(application_copy::Column::CreatedAt, "k");
+            if q.app_type.is_some() {
+                select = select.join(JoinType::InnerJoin, copy_application());
+            }
+            select
+                .filter(application_copy::Column::OrgId.eq(*org))
+                .filter(filters.clone())
+                .order_by_desc(application_copy::Column::CreatedAt)
+                .order_by_desc(application_copy::Column::Id)
+                .limit(limit)
+                .into_query()
+        })
+        .collect()
+}
+
+/// Runs [`keys_statement`]: the page's ids with their cursors, in order.
+async fn page_keys<C: ConnectionTrait>(
+    db: &C,
+    q: &Query,
+    limit: u64,
+) -> Result<Vec<Cursor>, DbErr> {
+    let Some(stmt) = keys_statement(q, limit) else {
+        return Ok(Vec::new());
     };
-    Ok(Page {
-        rows: found
+    db.query_all(&stmt)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("", "id")?;
+            Ok(match q.tab {
+                Tab::Todo | Tab::Organization => Cursor::Due(row.try_get("", "k")?, id),
+                Tab::Done | Tab::Copied => Cursor::Time(row.try_get("", "k")?, id),
+            })
+        })
+        .collect()
+}
+
+impl Cursor {
+    fn id(&self) -> Uuid {
+        match self {
+            Cursor::Due(_, id) | Cursor::Time(_, id) => *id,
+        }
+    }
+}
+
+/// Lists one page of the inbox, ordered by a key with an index behind it, starting after
+/// the cursor: the cost of a page does not grow with the number of applications nor with
+/// the length of the queue. Two statements: the page's keys (see [`keys_statement`]), then
+/// its rows with their applications by primary key.
+pub async fn list<C: ConnectionTrait>(db: &C, q: &Query) -> Result<Page, DbErr> {
+    let limit = q.limit.clamp(1, 200);
+    let mut keys = page_keys(db, q, limit + 1).await?;
+    let more = keys.len() as u64 > limit;
+    keys.truncate(limit as usize);
+    let next = if more { keys.last().cloned() } else { None };
+    let ids: Vec<Uuid> = keys.iter().map(Cursor::id).collect();
+    let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut rows: Vec<(usize, Row)> = if q.tab == Tab::Copied {
+        application_copy::Entity::find()
+            .join(JoinType::InnerJoin, copy_application())
+            .select_also(application::Entity)
+            .filter(application_copy::Column::Id.is_in(ids))
+            .all(db)
+            .await?
             .into_iter()
             .filter_map(|(c, a)| {
-                a.map(|app| Row {
-                    task: None,
-                    app,
-                    copy: Some(c),
-                })
+                Some((
+                    *position.get(&c.id)?,
+                    Row {
+                        task: None,
+                        app: a?,
+                        copy: Some(c),
+                    },
+                ))
             })
-            .collect(),
+            .collect()
+    } else {
+        task::Entity::find()
+            .join(JoinType::InnerJoin, task_application())
+            .select_also(application::Entity)
+            .filter(task::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter_map(|(t, a)| {
+                Some((
+                    *position.get(&t.id)?,
+                    Row {
+                        task: Some(t),
+                        app: a?,
+                        copy: None,
+                    },
+                ))
+            })
+            .collect()
+    };
+    rows.sort_by_key(|(i, _)| *i);
+    Ok(Page {
+        rows: rows.into_iter().map(|(_, r)| r).collect(),
         next,
     })
 }

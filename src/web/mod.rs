@@ -151,8 +151,9 @@ pub struct Ctx {
     pub user: Option<CurrentUser>,
     /// The user's roles (empty when nobody is logged in).
     pub roles: Roles,
-    /// Open tasks waiting in the user's inbox (for the navigation).
-    pub inbox_count: u64,
+    /// Tasks waiting in the user's to-do tab, counted up to [`crate::store::inbox::COUNT_CAP`] (for the
+    /// navigation badge on every page: an exact count would cost O(queue) per page).
+    pub inbox_count: crate::store::inbox::CappedCount,
     /// The request path (for the language switch's return).
     pub path: String,
     /// The client address (for login throttling).
@@ -185,12 +186,15 @@ impl<'a> FromRequest<'a> for Ctx {
             None => Roles::default(),
         };
         let inbox_count = match &user {
-            Some(u) if roles.is_reviewer() => {
-                crate::store::inbox::count_todo(&state.db, u.user.id, &roles.reviewer_of)
-                    .await
-                    .map_err(crate::web::internal)?
-            }
-            _ => 0,
+            Some(u) if roles.is_reviewer() => crate::store::inbox::count_todo(
+                &state.db,
+                u.user.id,
+                &roles.reviewer_of,
+                crate::store::inbox::COUNT_CAP,
+            )
+            .await
+            .map_err(crate::web::internal)?,
+            _ => Default::default(),
         };
         let accept = req
             .headers()
@@ -242,7 +246,7 @@ impl Ctx {
             "nav": {
                 "applicant": !self.roles.companies.is_empty(),
                 "reviewer": self.roles.is_reviewer(),
-                "inbox_count": self.inbox_count,
+                "inbox_count": self.inbox_count.display(),
                 "org_admin": !self.roles.admin_of.is_empty(),
                 "system_admin": self.roles.system_admin,
                 "reports": self.roles.is_reviewer() || self.roles.system_admin,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use entity::enums::{ApplicationStatus, OrgRole, TaskStatus};
 use entity::{
-    application, application_copy, company, history_event, org_membership, submitted_version, task,
-    user, workflow_definition,
+    application, company, history_event, org_membership, submitted_version, task, user,
+    workflow_definition,
 };
 use poem::{
     IntoResponse, Response, Route, get, handler,
@@ -17,7 +17,7 @@ use poem::{
     post,
     web::{Data, Path, Query},
 };
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -265,30 +265,27 @@ pub async fn inbox_page(
         }
         format!("/inbox?{}", parts.join("&"))
     };
-    let done = task::Entity::find()
-        .filter(task::Column::ActedBy.eq(me.0))
-        .filter(task::Column::ClosedAt.is_not_null())
-        .count(&state.db)
-        .await
-        .map_err(internal)?;
-    let copied = application_copy::Entity::find()
-        .filter(application_copy::Column::OrgId.is_in(ctx.roles.reviewer_of.iter().copied()))
-        .count(&state.db)
-        .await
-        .map_err(internal)?;
+    // Capped like the navigation badge: an exact count costs O(queue) (or O(history)).
+    let count = |tab: Tab| {
+        inbox::count_capped(
+            &state.db,
+            tab,
+            me.0,
+            &ctx.roles.reviewer_of,
+            &ctx.roles.admin_of,
+            inbox::COUNT_CAP,
+        )
+    };
+    let done = count(Tab::Done).await.map_err(internal)?;
+    let copied = count(Tab::Copied).await.map_err(internal)?;
     let mut tabs = vec![
-        json!({ "key": "todo", "label": i18n::t(lang, "review-tab-todo"), "count": ctx.inbox_count, "current": tab == Tab::Todo }),
-        json!({ "key": "done", "label": i18n::t(lang, "review-tab-done"), "count": done, "current": tab == Tab::Done }),
-        json!({ "key": "copied", "label": i18n::t(lang, "review-tab-copied"), "count": copied, "current": tab == Tab::Copied }),
+        json!({ "key": "todo", "label": i18n::t(lang, "review-tab-todo"), "count": ctx.inbox_count.display(), "current": tab == Tab::Todo }),
+        json!({ "key": "done", "label": i18n::t(lang, "review-tab-done"), "count": done.display(), "current": tab == Tab::Done }),
+        json!({ "key": "copied", "label": i18n::t(lang, "review-tab-copied"), "count": copied.display(), "current": tab == Tab::Copied }),
     ];
     if !ctx.roles.admin_of.is_empty() {
-        let org_count = task::Entity::find()
-            .filter(task::Column::OrgId.is_in(ctx.roles.admin_of.iter().copied()))
-            .filter(task::Column::Status.is_in([TaskStatus::Open, TaskStatus::Claimed]))
-            .count(&state.db)
-            .await
-            .map_err(internal)?;
-        tabs.push(json!({ "key": "org", "label": i18n::t(lang, "review-tab-org"), "count": org_count, "current": tab == Tab::Organization }));
+        let org_count = count(Tab::Organization).await.map_err(internal)?;
+        tabs.push(json!({ "key": "org", "label": i18n::t(lang, "review-tab-org"), "count": org_count.display(), "current": tab == Tab::Organization }));
     }
     let types: Vec<Value> = defs
         .values()

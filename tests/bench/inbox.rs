@@ -8,8 +8,7 @@ use entity::task;
 use hdrhistogram::Histogram;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    TransactionTrait,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -202,38 +201,99 @@ async fn measure_both(
     })
 }
 
-/// Prints how the database runs the to-do page's query (built like `store::inbox::list`'s)
-/// and how long the navigation badge's count takes: where the time of a page goes.
+/// Prints how the database runs the to-do page's keys query (`store::inbox::keys_statement`,
+/// as `store::inbox::list` runs it) and how long the navigation badge's capped count takes:
+/// where the time of a page goes.
 async fn diagnose(db: &DatabaseConnection, reviewer: Uuid, org: Uuid) -> anyhow::Result<()> {
+    use zhigang::store::inbox;
     let orgs = std::collections::BTreeSet::from([org]);
     let started = Instant::now();
-    let count = zhigang::store::inbox::count_todo(db, reviewer, &orgs).await?;
+    let count = inbox::count_todo(db, reviewer, &orgs, inbox::COUNT_CAP).await?;
     println!(
-        "  count_todo (the badge on every reviewer page): {count} in {:.1} ms",
+        "  count_todo capped at {} (the badge on every reviewer page): {} in {:.1} ms",
+        inbox::COUNT_CAP,
+        count.display(),
         started.elapsed().as_secs_f64() * 1000.0
     );
     let backend = db.get_database_backend();
-    let relation: sea_orm::RelationDef = task::Entity::belongs_to(entity::application::Entity)
-        .from(task::Column::ApplicationId)
-        .to(entity::application::Column::Id)
-        .into();
-    let stmt = task::Entity::find()
-        .join(sea_orm::JoinType::InnerJoin, relation)
-        .select_also(entity::application::Entity)
-        .filter(zhigang::store::inbox::todo_condition(reviewer, &orgs))
-        .order_by_asc(task::Column::DueDate)
-        .order_by_asc(task::Column::Id)
-        .limit(51)
-        .build(backend);
+    let mut q = inbox::Query {
+        user: reviewer,
+        orgs,
+        admin_of: Default::default(),
+        tab: inbox::Tab::Todo,
+        app_type: None,
+        step: None,
+        status: None,
+        overdue: false,
+        today: zhigang::calendar::local_date(zhigang::store::now()),
+        after: None,
+        limit: 50,
+    };
+    // The first page, and a page deep in the queue (after the 5,000th task when there
+    // are that many): a keyset page must cost the same wherever it starts.
+    let deep = inbox::list(db, &q).await?;
+    let mut pages = vec![("first page", None)];
+    if let Some(mut cursor) = deep.next {
+        q.limit = 200;
+        for _ in 0..25 {
+            q.after = Some(cursor.clone());
+            match inbox::list(db, &q).await?.next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        pages.push(("a page deep in the queue", Some(cursor)));
+        q.limit = 50;
+    }
+    for (what, after) in pages {
+        q.after = after;
+        let keys = backend.build(&inbox::keys_statement(&q, 51).context("no branch")?);
+        println!("  plan of the to-do keys query, {what}:");
+        explain(db, keys).await?;
+        // The page's rows by id, as `inbox::list` loads them after the keys.
+        let ids: Vec<Uuid> = inbox::list(db, &q)
+            .await?
+            .rows
+            .iter()
+            .filter_map(|r| r.task.as_ref().map(|t| t.id))
+            .collect();
+        let relation: sea_orm::RelationDef = task::Entity::belongs_to(entity::application::Entity)
+            .from(task::Column::ApplicationId)
+            .to(entity::application::Column::Id)
+            .into();
+        let rows = task::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, relation)
+            .select_also(entity::application::Entity)
+            .filter(task::Column::Id.is_in(ids))
+            .build(backend);
+        println!("  plan of the page's rows by id, {what}:");
+        explain(db, rows).await?;
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            inbox::list(db, &q).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  inbox::list, {what}: median {:.2} ms, worst {:.2} ms of 21",
+            times[10], times[20]
+        );
+    }
+    Ok(())
+}
+
+/// Prints the plan of `stmt` (with the actual times on PostgreSQL).
+async fn explain(db: &DatabaseConnection, stmt: sea_orm::Statement) -> anyhow::Result<()> {
+    let backend = db.get_database_backend();
     let prefix = match backend {
-        DbBackend::Postgres => "EXPLAIN (ANALYZE, COSTS OFF) ",
+        DbBackend::Postgres => "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ",
         _ => "EXPLAIN QUERY PLAN ",
     };
     let explain = sea_orm::Statement {
         sql: format!("{prefix}{}", stmt.sql),
         ..stmt
     };
-    println!("  plan of the to-do page query:");
     for row in db.query_all_raw(explain).await? {
         let line: String = match backend {
             DbBackend::Postgres => row.try_get_by_index(0)?,

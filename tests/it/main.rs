@@ -12,6 +12,7 @@ mod engine_table;
 mod faults;
 mod filing;
 mod helpers;
+mod inbox;
 mod instances;
 mod mail;
 mod notify;
