@@ -68,23 +68,7 @@ pub async fn mark_sent<C: ConnectionTrait>(
     lease: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let res = outbox::Entity::update_many()
-        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
-        .col_expr(outbox::Column::SentAt, Expr::value(Some(now)))
-        .col_expr(
-            outbox::Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::LastError,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(outbox::Column::Id.eq(row.id))
-        .filter(outbox::Column::Status.eq(OutboxStatus::Queued))
-        .filter(outbox::Column::LeaseUntil.eq(lease))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+    Ok(!mark_sent_many(db, &[row.id], lease, now).await?.is_empty())
 }
 
 /// Records successful sends of rows claimed under the same `lease`, in one statement.
