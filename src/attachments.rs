@@ -1,14 +1,19 @@
 //! The attachment store: documents checked by their content (magic bytes, not the name),
-//! kept outside any served folder under their SHA-256, through `object_store` (the local
-//! file system by default; S3-compatible storage in production uses the same interface).
+//! kept outside any served folder under their SHA-256, through `object_store`: the local
+//! file system by default, or S3-compatible storage (AWS S3, MinIO, Ceph, …) shared by
+//! several instances.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, local::LocalFileSystem, path::Path,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, RetryConfig,
+    aws::AmazonS3Builder, local::LocalFileSystem, path::Path, prefix::PrefixStore,
 };
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+
+use crate::settings::{Settings, StoreSettings};
 
 /// Content types accepted, as detected from the bytes.
 pub const ALLOWED: &[&str] = &[
@@ -58,6 +63,67 @@ pub struct AttachmentStore {
 }
 
 impl AttachmentStore {
+    /// The store the settings choose: `file` (under `data_dir/attachments`) or an
+    /// `s3://bucket[/prefix]` URL.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let max_bytes = settings.attachment_max_mb * 1024 * 1024;
+        match settings.store.attachment_store.as_str() {
+            "file" => Self::local(&settings.data_dir.join("attachments"), max_bytes),
+            url if url.starts_with("s3://") => Self::s3(&settings.store, max_bytes),
+            other => anyhow::bail!(
+                "attachment_store must be `file` or an `s3://bucket[/prefix]` URL, not `{other}`"
+            ),
+        }
+    }
+
+    /// A store in an S3-compatible bucket, as `store` describes it. Credentials, region and
+    /// endpoint not set there come from the standard `AWS_*` environment variables. Keys are
+    /// content hashes, so instances sharing the bucket store each document once.
+    pub fn s3(store: &StoreSettings, max_bytes: usize) -> anyhow::Result<Self> {
+        let rest = store
+            .attachment_store
+            .strip_prefix("s3://")
+            .ok_or_else(|| anyhow::anyhow!("attachment_store is not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "attachment_store names no bucket");
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // An unreachable store must reach the user as an error within seconds, not after
+            // the default three minutes of retries while the upload form hangs.
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60)),
+            )
+            // After the client options, which would reset it.
+            .with_allow_http(store.s3_allow_http);
+        if let Some(endpoint) = &store.s3_endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &store.s3_region {
+            builder = builder.with_region(region);
+        }
+        if let Some(id) = &store.s3_access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &store.s3_secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose_secret());
+        }
+        let s3 = builder.build()?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self { store, max_bytes })
+    }
+
     /// A store under `dir` on the local file system.
     pub fn local(dir: &std::path::Path, max_bytes: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -67,7 +133,9 @@ impl AttachmentStore {
         })
     }
 
-    /// Checks and stores a document. The same content is stored once.
+    /// Checks and stores a document. The same content is stored once: the put is
+    /// conditional (create only; on S3 `If-None-Match: *`), and an object already under the
+    /// content's hash is that same content.
     pub async fn put(&self, bytes: Bytes) -> Result<Stored, UploadError> {
         if bytes.is_empty() {
             return Err(UploadError::Empty);

@@ -49,6 +49,9 @@ pub struct Settings {
     pub session_absolute_hours: u64,
     /// Largest attachment in MiB.
     pub attachment_max_mb: usize,
+    /// Where attachment bytes live: the local file system or S3-compatible storage.
+    #[serde(flatten)]
+    pub store: StoreSettings,
     /// API requests per token per minute, per instance (429 with `Retry-After` beyond).
     pub api_requests_per_minute: u32,
     /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
@@ -58,6 +61,38 @@ pub struct Settings {
     pub login_account_free_failures: u32,
     /// Failed logins from one client address before it is blocked for a while.
     pub login_address_free_failures: u32,
+}
+
+/// Where attachment bytes live. Flattened into [`Settings`], so the keys (and the
+/// `ZHIGANG_*` variables) are the field names themselves.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// `file` (under `data_dir/attachments`) or `s3://bucket` / `s3://bucket/prefix`.
+    pub attachment_store: String,
+    /// S3 endpoint for MinIO, Ceph and other S3-compatible servers; AWS when unset.
+    pub s3_endpoint: Option<String>,
+    /// S3 region (`us-east-1` when unset and `AWS_REGION` is not set either).
+    pub s3_region: Option<String>,
+    /// Allow plain-HTTP endpoints (tests only).
+    pub s3_allow_http: bool,
+    /// S3 access key id; the standard `AWS_ACCESS_KEY_ID` when unset.
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key; the standard `AWS_SECRET_ACCESS_KEY` when unset.
+    pub s3_secret_access_key: Option<SecretString>,
+}
+
+impl Default for StoreSettings {
+    /// The local file system under `data_dir`.
+    fn default() -> Self {
+        Self {
+            attachment_store: "file".into(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_allow_http: false,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -78,6 +113,8 @@ struct Defaults {
     session_idle_minutes: u64,
     session_absolute_hours: u64,
     attachment_max_mb: usize,
+    attachment_store: &'static str,
+    s3_allow_http: bool,
     api_requests_per_minute: u32,
     trust_forwarded_for: bool,
     login_account_free_failures: u32,
@@ -106,6 +143,8 @@ impl Settings {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 20,
+            attachment_store: "file",
+            s3_allow_http: false,
             api_requests_per_minute: 1200,
             trust_forwarded_for: false,
             login_account_free_failures: login.account_free_failures,
@@ -165,6 +204,12 @@ mod tests {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             attachment_max_mb: 1,
+            store: StoreSettings {
+                attachment_store: "s3://bucket".into(),
+                s3_access_key_id: Some("AKIDEXAMPLE".into()),
+                s3_secret_access_key: Some(SecretString::from("s3-secret-key")),
+                ..StoreSettings::default()
+            },
             api_requests_per_minute: 1200,
             trust_forwarded_for: false,
             login_account_free_failures: 5,
@@ -172,7 +217,9 @@ mod tests {
         };
         let debug = format!("{s:?}");
         assert!(
-            !debug.contains("hunter2") && !debug.contains("pw-secret"),
+            !debug.contains("hunter2")
+                && !debug.contains("pw-secret")
+                && !debug.contains("s3-secret-key"),
             "{debug}"
         );
         Ok(())
@@ -198,6 +245,42 @@ mod tests {
         let raised = Settings::load(Some(&file))?;
         assert_eq!(raised.login_limits().account_free_failures, 100_000);
         assert_eq!(raised.login_limits().address_free_failures, 200_000);
+        Ok(())
+    }
+
+    #[test]
+    fn attachments_go_to_the_file_system_unless_an_s3_store_is_configured() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let defaults = Settings::load(Some(Path::new("/dev/null")))?;
+        assert_eq!(defaults.store.attachment_store, "file");
+        assert!(!defaults.store.s3_allow_http);
+        assert!(defaults.store.s3_endpoint.is_none());
+        let file = dir.path().join("zhigang.toml");
+        std::fs::write(
+            &file,
+            "attachment_store = \"s3://city-docs/zhigang\"\n\
+             s3_endpoint = \"http://minio:9000\"\n\
+             s3_region = \"cn-east-1\"\n\
+             s3_allow_http = true\n\
+             s3_access_key_id = \"AKID\"\n\
+             s3_secret_access_key = \"shh\"\n\
+             attachment_max_mb = 7\n",
+        )?;
+        let s3 = Settings::load(Some(&file))?;
+        assert_eq!(s3.store.attachment_store, "s3://city-docs/zhigang");
+        assert_eq!(s3.store.s3_endpoint.as_deref(), Some("http://minio:9000"));
+        assert_eq!(s3.store.s3_region.as_deref(), Some("cn-east-1"));
+        assert!(s3.store.s3_allow_http);
+        assert_eq!(s3.store.s3_access_key_id.as_deref(), Some("AKID"));
+        assert_eq!(
+            s3.store
+                .s3_secret_access_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+                .as_deref(),
+            Some("shh")
+        );
+        assert_eq!(s3.attachment_max_mb, 7, "the other settings still load");
         Ok(())
     }
 }

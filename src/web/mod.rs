@@ -572,10 +572,7 @@ pub fn app(
         templates: Templates::load()?,
         hasher: Hasher::default(),
         base_url: settings.base_url.trim_end_matches('/').to_string(),
-        attachments: crate::attachments::AttachmentStore::local(
-            &settings.data_dir.join("attachments"),
-            settings.attachment_max_mb * 1024 * 1024,
-        )?,
+        attachments: crate::attachments::AttachmentStore::from_settings(settings)?,
         trust_forwarded_for: settings.trust_forwarded_for,
         login_limits: settings.login_limits(),
     });

@@ -19,6 +19,7 @@ mod notify;
 mod org_admin;
 mod reports;
 mod review;
+mod s3;
 mod security;
 mod store;
 mod web;

@@ -42,6 +42,7 @@ pub fn settings_for(t: &TestDb, base_url: &str) -> Settings {
         session_idle_minutes: 30,
         session_absolute_hours: 12,
         attachment_max_mb: 1,
+        store: zhigang::settings::StoreSettings::default(),
     }
 }
 
