@@ -463,6 +463,48 @@ impl<E: Endpoint> Endpoint for RefuseNul<E> {
     }
 }
 
+/// An upload route's size limit (poem's `SizeLimit`: over it, or without a length, 413
+/// or 411), which first reads and discards a body over the limit, up to twice the limit:
+/// a browser still sending the file then gets the "too large" page, not a broken
+/// connection. A body declared larger than that is refused at once, unread.
+fn upload_limit<E: Endpoint + 'static>(
+    ep: E,
+    limit: usize,
+) -> poem::endpoint::BoxEndpoint<'static> {
+    DrainOversized {
+        inner: ep.with(poem::middleware::SizeLimit::new(limit)),
+        limit,
+    }
+    .boxed()
+}
+
+struct DrainOversized<E> {
+    inner: E,
+    limit: usize,
+}
+
+impl<E: Endpoint> Endpoint for DrainOversized<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(len) = declared
+            && len > self.limit
+            && len <= self.limit.saturating_mul(2)
+        {
+            let mut body = req.take_body().into_async_read();
+            // A client that stops sending ends the copy; the answer is the same.
+            let _ = tokio::io::copy(&mut body, &mut tokio::io::sink()).await;
+            return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
 /// Renders error pages for error responses that carry no page of their own.
 struct ErrorPages<E> {
     inner: E,
@@ -633,9 +675,10 @@ pub fn app(
         )
         .at(
             "/applications/:id/materials/:material",
-            post(applications::upload).with(poem::middleware::SizeLimit::new(
+            upload_limit(
+                post(applications::upload),
                 settings.attachment_max_mb * 1024 * 1024 + 64 * 1024,
-            )),
+            ),
         )
         .at(
             "/applications/:id/attachments/:attachment",
@@ -649,9 +692,10 @@ pub fn app(
         .at("/company/documents", get(applications::documents))
         .at(
             "/company/documents/:material",
-            post(applications::document_upload).with(poem::middleware::SizeLimit::new(
+            upload_limit(
+                post(applications::document_upload),
                 settings.attachment_max_mb * 1024 * 1024 + 64 * 1024,
-            )),
+            ),
         )
         .at(
             "/company/documents/file/:doc",
