@@ -25,12 +25,19 @@ async fn verified_company(t: &TestDb) -> (TestApp, UserId) {
 /// A verified company's user logged in to a portal keeping its data under `data_dir`.
 async fn verified_company_in(t: &TestDb, data_dir: &std::path::Path) -> (TestApp, UserId) {
     let app = crate::web::spawn_app_in(t, data_dir).await;
+    let user = register_verified(t, &app).await;
+    (app, user)
+}
+
+/// Registers a new company on `app` and follows the verification link from the outbox:
+/// the app's client is then that company's verified, logged-in user.
+pub async fn register_verified(t: &TestDb, app: &TestApp) -> UserId {
     let email = format!(
         "applicant-{}@example.cn",
         rand::random_range(0..1_000_000_000u32)
     );
     assert_eq!(
-        register(&app, &fresh_uscc(), &email).await.status(),
+        register(app, &fresh_uscc(), &email).await.status(),
         StatusCode::SEE_OTHER
     );
     let u = user::Entity::find()
@@ -40,9 +47,8 @@ async fn verified_company_in(t: &TestDb, data_dir: &std::path::Path) -> (TestApp
         .expect("query")
         .expect("user");
     let path = mail_link(t, u.id, "verification").await;
-    let path = path.as_str();
-    assert_eq!(app.get(path).await.status(), StatusCode::OK);
-    (app, UserId(u.id))
+    assert_eq!(app.get(&path).await.status(), StatusCode::OK);
+    UserId(u.id)
 }
 
 fn location(resp: &reqwest::Response) -> String {

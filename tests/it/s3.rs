@@ -10,7 +10,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use entity::user;
 use object_store::ObjectStore;
 use reqwest::{StatusCode, header, multipart};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -21,7 +20,7 @@ use zhigang::startup::Application;
 
 use crate::db_test;
 use crate::helpers::*;
-use crate::web::{TestApp, client, csrf_of, fresh_uscc, mail_link, register, settings_for};
+use crate::web::{TestApp, client, csrf_of, settings_for};
 
 /// A tiny but real PDF (magic bytes are what the store checks).
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
@@ -185,19 +184,7 @@ async fn two_instances_share_attachments_through_s3_and_a_lost_store_records_not
 
     // Instance one: a verified company files a draft and uploads a document.
     let one = spawn(t, &settings, client()).await;
-    let email = format!("s3-{}@example.cn", rand::random_range(0..1_000_000_000u32));
-    assert_eq!(
-        register(&one, &fresh_uscc(), &email).await.status(),
-        StatusCode::SEE_OTHER
-    );
-    let u = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&t.db)
-        .await
-        .expect("query")
-        .expect("user");
-    let link = mail_link(t, u.id, "verification").await;
-    assert_eq!(one.get(&link).await.status(), StatusCode::OK);
+    crate::filing::register_verified(t, &one).await;
     let resp = one
         .submit(
             "/applications/new",
