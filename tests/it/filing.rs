@@ -98,7 +98,8 @@ async fn fill(
     app.submit(&page, &page, &all).await
 }
 
-async fn upload(
+/// Uploads `bytes` as `material` of draft `id` through the application page's form.
+pub async fn upload(
     app: &TestApp,
     id: Uuid,
     material: &str,

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStore;
-use reqwest::{StatusCode, header, multipart};
+use reqwest::{StatusCode, header};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -19,8 +19,9 @@ use zhigang::settings::{Settings, StoreSettings};
 use zhigang::startup::Application;
 
 use crate::db_test;
+use crate::filing::upload;
 use crate::helpers::*;
-use crate::web::{TestApp, client, csrf_of, settings_for};
+use crate::web::{TestApp, client, settings_for};
 
 /// A tiny but real PDF (magic bytes are what the store checks).
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
@@ -145,26 +146,6 @@ async fn spawn(t: &TestDb, settings: &Settings, client: reqwest::Client) -> Test
     TestApp { base, client }
 }
 
-async fn upload(app: &TestApp, id: Uuid, bytes: &[u8]) -> reqwest::Response {
-    let html = app
-        .get(&format!("/applications/{id}"))
-        .await
-        .text()
-        .await
-        .expect("body");
-    let token = csrf_of(&html);
-    let part = multipart::Part::bytes(bytes.to_vec()).file_name("plan.pdf");
-    app.client
-        .post(format!(
-            "{}/applications/{id}/materials/plan_document?_csrf={token}",
-            app.base
-        ))
-        .multipart(multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .expect("upload")
-}
-
 async fn attachment_rows(t: &TestDb, id: Uuid) -> Vec<entity::attachment::Model> {
     entity::attachment::Entity::find()
         .filter(entity::attachment::Column::ApplicationId.eq(id))
@@ -201,7 +182,12 @@ async fn two_instances_share_attachments_through_s3_and_a_lost_store_records_not
         .trim_start_matches("/applications/")
         .parse()
         .expect("draft id");
-    assert_eq!(upload(&one, id, PDF).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        upload(&one, id, "plan_document", PDF, "plan.pdf")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     let rows = attachment_rows(t, id).await;
     assert_eq!(rows.len(), 1, "the upload is recorded");
 
@@ -257,7 +243,12 @@ async fn two_instances_share_attachments_through_s3_and_a_lost_store_records_not
         "{again:?}"
     );
     // Through the portal, the same content uploaded again is fine and stored once.
-    assert_eq!(upload(&two, id, PDF).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        upload(&two, id, "plan_document", PDF, "plan.pdf")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(attachment_rows(t, id).await.len(), 2);
     assert_eq!(moto.keys(&bucket).await, vec![format!("portal/{key}")]);
 
@@ -266,7 +257,9 @@ async fn two_instances_share_attachments_through_s3_and_a_lost_store_records_not
     let other = b"%PDF-1.4\n% another document\n%%EOF\n";
     let started = Instant::now();
     assert_eq!(
-        upload(&one, id, other).await.status(),
+        upload(&one, id, "plan_document", other, "plan.pdf")
+            .await
+            .status(),
         StatusCode::SEE_OTHER
     );
     let waited = started.elapsed();
