@@ -8,21 +8,18 @@
 //! overdue_days, expires, inviter, inviter_org, tasks[{n, reference, app_type, company, org,
 //! step, due, link}], task_count` (the last two for the daily digest).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{application, company, company_member, org_membership, outbox, task, user};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::render::Lang;
 use crate::calendar::local_date;
-use crate::organizations::OrgDirectory;
 use crate::store;
+use crate::store::config::Config;
 use crate::workflow::definition::Definition;
 
 /// Why a row could not be composed.
@@ -37,30 +34,17 @@ pub enum ComposeError {
     Invalid(String),
 }
 
-/// Parsed definition versions by id. A stored version never changes, so entries never go
-/// stale.
-#[derive(Default)]
-pub struct DefinitionCache(Mutex<HashMap<Uuid, Arc<Definition>>>);
-
-impl DefinitionCache {
-    async fn get<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        id: Uuid,
-        orgs: &OrgDirectory,
-    ) -> Result<Arc<Definition>, ComposeError> {
-        if let Some(d) = self.0.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(d);
-        }
-        let def = match store::definition_by_id(db, id, orgs).await {
-            Ok(d) => Arc::new(d),
-            Err(store::StoreError::Db(e)) => return Err(ComposeError::Db(e)),
-            Err(e) => return Err(ComposeError::Invalid(format!("definition {id}: {e}"))),
-        };
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(id, def.clone());
-        }
-        Ok(def)
+/// A stored definition version through the configuration cache (parsed once per
+/// configuration generation).
+async fn definition(
+    db: &DatabaseConnection,
+    config: &Config,
+    id: Uuid,
+) -> Result<Arc<Definition>, ComposeError> {
+    match config.definition(db, id).await {
+        Ok(d) => Ok(d),
+        Err(store::StoreError::Db(e)) => Err(ComposeError::Db(e)),
+        Err(e) => Err(ComposeError::Invalid(format!("definition {id}: {e}"))),
     }
 }
 
@@ -122,10 +106,10 @@ pub fn own_link(base: &str, link: Option<&str>) -> String {
 pub async fn context(
     db: &DatabaseConnection,
     row: &outbox::Model,
-    orgs: &OrgDirectory,
-    defs: &DefinitionCache,
+    config: &Config,
     base_url: &str,
 ) -> Result<Value, ComposeError> {
+    let orgs = &config.orgs;
     let lang = Lang::of(&row.locale);
     let data = row.payload.get("data").cloned().unwrap_or(Value::Null);
     let base = base_url.trim_end_matches('/');
@@ -162,7 +146,7 @@ pub async fn context(
         "task_count": null,
     });
     if row.kind == super::prefs::DIGEST_KIND {
-        let tasks = digest_tasks(db, row, orgs, defs, base).await?;
+        let tasks = digest_tasks(db, row, config, base).await?;
         if let Value::Object(m) = &mut ctx {
             m.insert("task_count".into(), json!(tasks.len()));
             m.insert("tasks".into(), json!(tasks));
@@ -176,7 +160,7 @@ pub async fn context(
         .one(db)
         .await?
         .ok_or_else(|| ComposeError::Invalid(format!("application {app_id} not found")))?;
-    let def = defs.get(db, app.definition_id, orgs).await?;
+    let def = definition(db, config, app.definition_id).await?;
     let company = company::Entity::find_by_id(app.company_id).one(db).await?;
     let for_applicant = match row.recipient_user_id {
         Some(u) => company_member::Entity::find()
@@ -285,10 +269,10 @@ pub async fn context(
 async fn digest_tasks(
     db: &DatabaseConnection,
     row: &outbox::Model,
-    orgs: &OrgDirectory,
-    defs: &DefinitionCache,
+    config: &Config,
     base: &str,
 ) -> Result<Vec<Value>, ComposeError> {
+    let orgs = &config.orgs;
     let lang = Lang::of(&row.locale);
     let ids = super::digest::carried(row);
     if ids.is_empty() {
@@ -309,7 +293,7 @@ async fn digest_tasks(
         let Some(app) = application::Entity::find_by_id(app_id).one(db).await? else {
             continue;
         };
-        let def = defs.get(db, app.definition_id, orgs).await?;
+        let def = definition(db, config, app.definition_id).await?;
         let company = company::Entity::find_by_id(app.company_id).one(db).await?;
         let the_task = match uuid_of(data.get("task")) {
             Some(id) => task::Entity::find_by_id(id).one(db).await?,

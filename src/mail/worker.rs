@@ -21,22 +21,20 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::compose::{self, ComposeError, DefinitionCache};
+use super::compose::{self, ComposeError};
 use super::prefs;
 use super::queue;
 use super::render::{Lang, Renderer};
 use super::transport::{SendError, Transport};
-use crate::organizations::OrgDirectory;
 use crate::settings::Settings;
 use crate::store;
+use crate::store::config::Config;
 
 /// Messages one worker has in flight at once, and so the most SMTP connections it holds.
 const CONCURRENCY: usize = 16;
 /// Rows claimed at once (by [`Worker::run_once`], and by the pipeline each time its rows
 /// waiting for a free slot run out, so a claim is one statement per `BATCH` messages).
 const BATCH: usize = CONCURRENCY;
-/// How long the organisation directory loaded for composing is reused.
-const ORGS_MAX_AGE: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for due rows.
 const POLL: Duration = Duration::from_secs(1);
 /// SMTP connections unused this long are closed when the queue is empty.
@@ -72,7 +70,6 @@ struct Inner {
     retry_base: Duration,
     lease: Duration,
     send_deadline: Duration,
-    defs: DefinitionCache,
     escalate_after: u32,
     digest_hour: u32,
 }
@@ -122,7 +119,6 @@ impl Worker {
                 // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well
                 // inside the lease, whatever the per-command timeout.
                 send_deadline: lease.mul_f64(0.75),
-                defs: DefinitionCache::default(),
                 escalate_after: settings.escalate_after_working_days,
                 digest_hour: settings.digest_hour,
             }),
@@ -289,7 +285,7 @@ struct Claimed {
     row: outbox::Model,
     lease: DateTime<Utc>,
     deadline: Instant,
-    orgs: Arc<OrgDirectory>,
+    config: Arc<Config>,
 }
 
 /// Rows in flight, each in its own task, at most one claim's worth waiting for a slot,
@@ -302,7 +298,6 @@ struct Pipeline {
     dry: bool,
     /// Rows claimed so far.
     claimed: usize,
-    orgs: Option<(Arc<OrgDirectory>, Instant)>,
 }
 
 impl Pipeline {
@@ -313,7 +308,6 @@ impl Pipeline {
             ready: VecDeque::new(),
             dry: false,
             claimed: 0,
-            orgs: None,
         }
     }
 
@@ -360,14 +354,9 @@ impl Pipeline {
     /// Claims up to `n` due rows into `ready`. Returns how many it claimed.
     async fn claim(&mut self, n: usize) -> anyhow::Result<usize> {
         let inner = &self.inner;
-        let orgs = match &self.orgs {
-            Some((orgs, at)) if at.elapsed() < ORGS_MAX_AGE => orgs.clone(),
-            _ => {
-                let orgs = Arc::new(store::load_orgs(&inner.db).await?);
-                self.orgs = Some((orgs.clone(), Instant::now()));
-                orgs
-            }
-        };
+        // Organizations and definitions for composing, as they are now (one small read
+        // when nothing changed: see `store::config`).
+        let config = store::config::current(&inner.db).await?;
         let now = store::now();
         let lease = now + chrono::Duration::from_std(inner.lease)?;
         // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well inside
@@ -379,7 +368,7 @@ impl Pipeline {
             row,
             lease,
             deadline,
-            orgs: orgs.clone(),
+            config: config.clone(),
         }));
         self.claimed += claimed;
         Ok(claimed)
@@ -390,7 +379,7 @@ impl Pipeline {
             row,
             lease,
             deadline,
-            orgs,
+            config,
         } = c;
         let inner = self.inner.clone();
         let span = tracing::info_span!(
@@ -404,7 +393,7 @@ impl Pipeline {
         let task_span = span.clone();
         self.in_flight.spawn(
             async move {
-                let outcome = inner.deliver(&row, &orgs, deadline).await;
+                let outcome = inner.deliver(&row, &config, deadline).await;
                 Finished {
                     row,
                     lease,
@@ -458,7 +447,7 @@ impl Inner {
     async fn deliver(
         &self,
         row: &outbox::Model,
-        orgs: &OrgDirectory,
+        config: &Config,
         deadline: Instant,
     ) -> anyhow::Result<Outcome> {
         // The recipient's preference, as it is now (account emails are always immediate).
@@ -475,7 +464,7 @@ impl Inner {
                 }
             }
         }
-        Ok(match self.attempt(row, orgs, deadline).await {
+        Ok(match self.attempt(row, config, deadline).await {
             Ok(()) => {
                 tracing::info!("mail sent");
                 Outcome::Sent
@@ -594,10 +583,10 @@ impl Inner {
     async fn attempt(
         &self,
         row: &outbox::Model,
-        orgs: &OrgDirectory,
+        config: &Config,
         deadline: Instant,
     ) -> Result<(), SendError> {
-        let ctx = compose::context(&self.db, row, orgs, &self.defs, &self.base_url)
+        let ctx = compose::context(&self.db, row, config, &self.base_url)
             .await
             .map_err(|e| match e {
                 ComposeError::Db(e) => SendError::Transient(format!("database: {e}")),

@@ -285,9 +285,10 @@ async fn an_invited_reviewer_sets_name_and_password_and_joins_the_organization(t
     let token = link.split("token=").nth(1).expect("token").to_string();
     // The email, as the worker renders it, links to the page under the portal's address
     // and names the organization and the inviter.
-    let orgs = store::load_orgs(&t.db).await.expect("orgs");
-    let defs = zhigang::mail::compose::DefinitionCache::default();
-    let data = zhigang::mail::compose::context(&t.db, &mail, &orgs, &defs, "http://portal.test")
+    let config = zhigang::store::config::current(&t.db)
+        .await
+        .expect("config");
+    let data = zhigang::mail::compose::context(&t.db, &mail, &config, "http://portal.test")
         .await
         .expect("compose");
     let rendered = zhigang::mail::render::Renderer::new()
