@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{api_token, user};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -126,7 +126,14 @@ pub async fn authenticate<C: ConnectionTrait>(
     if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 200 {
         return Ok(None);
     }
-    let Some(row) = api_token::Entity::find()
+    // The token and its user in one statement (every API call starts here).
+    let owner = api_token::Entity::belongs_to(user::Entity)
+        .from(api_token::Column::UserId)
+        .to(user::Column::Id)
+        .into();
+    let Some((row, Some(u))) = api_token::Entity::find()
+        .select_also(user::Entity)
+        .join(JoinType::InnerJoin, owner)
         .filter(api_token::Column::TokenHash.eq(hash(secret)))
         .one(db)
         .await?
@@ -134,16 +141,9 @@ pub async fn authenticate<C: ConnectionTrait>(
         return Ok(None);
     };
     let now = store::now();
-    if !usable(&row, now) {
+    if !usable(&row, now) || !u.active {
         return Ok(None);
     }
-    let Some(u) = user::Entity::find_by_id(row.user_id)
-        .one(db)
-        .await?
-        .filter(|u| u.active)
-    else {
-        return Ok(None);
-    };
     // Record the use at most once a minute per token, to spare the database.
     if row
         .last_used_at

@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use super::problem::{ApiError, ApiResult, FieldProblem, Text, store_error};
 use super::tokens;
-use crate::ids::{ApplicationId, CompanyId, OrgId, TaskId, UserId};
+use crate::ids::{ApplicationId, CompanyId, TaskId, UserId};
 use crate::organizations::OrgDirectory;
-use crate::store::{self, inbox};
+use crate::store::{self, Target, inbox};
 use crate::web::State;
 use crate::workflow::definition::{Definition, FieldType};
 use crate::workflow::engine::{Action, ItemKind, ReturnItem};
@@ -472,7 +472,16 @@ async fn application_view(
 ) -> Result<Application, ApiError> {
     let attachments = store::current_attachments(db, row.id)
         .await
-        .map_err(from_store)?
+        .map_err(from_store)?;
+    Ok(stored_view(row, attachments))
+}
+
+/// The API's view of an application with the current document of each material.
+fn stored_view(
+    row: application::Model,
+    attachments: std::collections::BTreeMap<String, attachment::Model>,
+) -> Application {
+    let attachments = attachments
         .into_values()
         .map(|a: attachment::Model| AttachmentInfo {
             id: a.id,
@@ -488,7 +497,7 @@ async fn application_view(
         .clone()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    Ok(Application {
+    Application {
         id: row.id,
         app_type: row.app_type,
         reference: row.reference,
@@ -513,7 +522,7 @@ async fn application_view(
         updated_at: row.updated_at,
         submitted_at: row.submitted_at,
         decided_at: row.decided_at,
-    })
+    }
 }
 
 /// The application if the user may see it (the web's rule); otherwise 404.
@@ -550,15 +559,11 @@ async fn companies_of(db: &sea_orm::DatabaseConnection, user: Uuid) -> Result<Ve
 
 async fn act(state: &State, user: Uuid, id: Uuid, action: Action) -> ApiResult<Json<Application>> {
     visible_application(&state.db, id, user).await?;
-    store::execute(&state.db, ApplicationId(id), UserId(user), action)
+    let target = Target::Application(ApplicationId(id));
+    let done = store::execute_on(&state.db, target, UserId(user), action)
         .await
         .map_err(from_store)?;
-    let row = application::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .map_err(internal)?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(application_view(&state.db, row).await?))
+    Ok(Json(stored_view(done.app, done.attachments)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -757,41 +762,19 @@ async fn task_act(
     id: Uuid,
     action: Action,
 ) -> ApiResult<Json<TaskDetail>> {
-    // The same rule as `visible_task`, with the roles read once: a reviewer of the task's
-    // organization may see its application (the organization has a task on it).
-    let t = task::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .map_err(internal)?
-        .ok_or_else(ApiError::not_found)?;
-    let app = application::Entity::find_by_id(t.application_id)
-        .one(&state.db)
-        .await
-        .map_err(internal)?
-        .ok_or_else(ApiError::not_found)?;
-    let actor = store::actor_for(&state.db, UserId(user), app.company_id)
+    // The same rule as `visible_task`: a task of another organization is not found.
+    let done = store::execute_on(&state.db, Target::Task(TaskId(id)), UserId(user), action)
         .await
         .map_err(from_store)?;
-    if !actor.reviewer_of.contains(&OrgId(t.org_id)) {
-        return Err(ApiError::not_found());
-    }
-    store::execute_as(&state.db, ApplicationId(app.id), &actor, action)
-        .await
-        .map_err(from_store)?;
-    let t = task::Entity::find_by_id(t.id)
-        .one(&state.db)
-        .await
-        .map_err(internal)?
+    let t = done
+        .tasks
+        .iter()
+        .find(|t| t.id == id)
+        .cloned()
         .ok_or_else(ApiError::not_found)?;
-    let app = application::Entity::find_by_id(app.id)
-        .one(&state.db)
-        .await
-        .map_err(internal)?
-        .ok_or_else(ApiError::not_found)?;
-    let orgs = org_codes(&state.db).await?;
     Ok(Json(TaskDetail {
-        task: task_view(t, &app, &orgs),
-        application: application_view(&state.db, app).await?,
+        task: task_view(t, &done.app, &done.orgs),
+        application: stored_view(done.app, done.attachments),
     }))
 }
 

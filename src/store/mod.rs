@@ -19,7 +19,7 @@ use entity::{
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -374,56 +374,13 @@ pub async fn actor_for<C: ConnectionTrait>(
     user_id: UserId,
     company: Uuid,
 ) -> StoreResult<Actor> {
-    let mut actor = Actor {
-        user: user_id,
-        ..Actor::default()
-    };
-    // One statement for the user and two of the roles (every API call and page reads them).
-    let exists =
-        |q: &mut sea_orm::sea_query::SelectStatement| Expr::exists(q.expr(Expr::val(1)).to_owned());
-    let roles = Query::select()
-        .column((user::Entity, user::Column::Active))
-        .expr_as(
-            exists(
-                Query::select()
-                    .from(company_member::Entity)
-                    .and_where(company_member::Column::CompanyId.eq(company))
-                    .and_where(company_member::Column::UserId.eq(user_id.0))
-                    .and_where(company_member::Column::Active.eq(true)),
-            ),
-            "applicant",
-        )
-        .expr_as(
-            exists(
-                Query::select()
-                    .from(system_admin::Entity)
-                    .and_where(system_admin::Column::UserId.eq(user_id.0)),
-            ),
-            "system_admin",
-        )
-        .from(user::Entity)
-        .and_where(user::Column::Id.eq(user_id.0))
-        .to_owned();
-    let Some(row) = db.query_one(&roles).await? else {
-        return Ok(actor);
-    };
-    if !row.try_get::<bool>("", "active")? {
-        return Ok(actor);
-    }
-    actor.applicant = row.try_get("", "applicant")?;
-    actor.system_admin = row.try_get("", "system_admin")?;
-    let memberships = org_membership::Entity::find()
-        .filter(org_membership::Column::UserId.eq(user_id.0))
-        .filter(org_membership::Column::Active.eq(true))
-        .all(db)
-        .await?;
-    for m in memberships {
-        actor.reviewer_of.insert(OrgId(m.org_id));
-        if m.role == OrgRole::OrgAdmin {
-            actor.admin_of.insert(OrgId(m.org_id));
-        }
-    }
-    Ok(actor)
+    let mut q = Query::select();
+    role_columns(&mut q, user_id, Expr::val(company));
+    let row = db
+        .query_one(&q)
+        .await?
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("a SELECT without FROM gave no row")))?;
+    actor_from_row(db, user_id, &row).await
 }
 
 async fn email_verified<C: ConnectionTrait>(db: &C, user_id: UserId) -> StoreResult<bool> {
@@ -483,19 +440,35 @@ pub async fn execute(
     user: UserId,
     action: Action,
 ) -> StoreResult<Executed> {
-    execute_inner(db, app, user, action, None, None).await
+    let applied = execute_inner(db, Target::Application(app), user, action, None, false).await?;
+    Ok(applied.executed)
 }
 
-/// Like [`execute`], for a caller that already read the user's roles for this
-/// application's company with [`actor_for`] (the API checks them before acting): the roles
-/// are not read again on each attempt.
-pub async fn execute_as(
+/// What [`execute_on`] did, with the application as it now stands, so the caller can show
+/// it without reading it again.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The outcome.
+    pub executed: Executed,
+    /// The application as written.
+    pub app: application::Model,
+    /// Its tasks as written, all rounds.
+    pub tasks: Vec<task::Model>,
+    /// The current document of each material (as [`current_attachments`]).
+    pub attachments: std::collections::BTreeMap<String, attachment::Model>,
+    /// The organizations the decision was made with.
+    pub orgs: Arc<OrgDirectory>,
+}
+
+/// Like [`execute`], on an application or on one of its tasks ([`Target`]), returning the
+/// written state.
+pub async fn execute_on(
     db: &DatabaseConnection,
-    app: ApplicationId,
-    actor: &Actor,
+    target: Target,
+    user: UserId,
     action: Action,
-) -> StoreResult<Executed> {
-    execute_inner(db, app, actor.user, action, None, Some(actor)).await
+) -> StoreResult<Applied> {
+    execute_inner(db, target, user, action, None, true).await
 }
 
 /// Like [`execute`], and records the administrative action `record` in the admin audit log
@@ -508,25 +481,33 @@ pub async fn execute_recorded(
     action: Action,
     record: crate::admin::AdminAction<'_>,
 ) -> StoreResult<Executed> {
-    execute_inner(db, app, user, action, Some(&record), None).await
+    let target = Target::Application(app);
+    let applied = execute_inner(db, target, user, action, Some(&record), false).await?;
+    Ok(applied.executed)
+}
+
+fn needs_materials(action: &Action) -> bool {
+    matches!(action, Action::Submit | Action::Resubmit { .. })
 }
 
 async fn execute_inner(
     db: &DatabaseConnection,
-    app: ApplicationId,
+    target: Target,
     user: UserId,
     action: Action,
     record: Option<&crate::admin::AdminAction<'_>>,
-    actor: Option<&Actor>,
-) -> StoreResult<Executed> {
-    let span = tracing::info_span!("engine_action", application_id = %app, action = action.kind().as_str());
+    with_attachments: bool,
+) -> StoreResult<Applied> {
+    let span =
+        tracing::info_span!("engine_action", target = ?target, action = action.kind().as_str());
     let _enter = span.enter();
     let mut action = action;
     if let Action::Transfer { to, .. } | Action::Delegate { to, .. } = &mut action {
         to.orgs = review_orgs_of(db, to.user).await?;
     }
+    let with_attachments = with_attachments || needs_materials(&action);
     for attempt in 0..MAX_ATTEMPTS {
-        match try_execute(db, app, user, &action, record, actor).await {
+        match try_execute(db, target, user, &action, record, with_attachments).await {
             Err(StoreError::Conflict) => {
                 // Back off a little, with jitter, so racing writers spread out.
                 let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
@@ -538,9 +519,22 @@ async fn execute_inner(
     Err(StoreError::Conflict)
 }
 
+/// Which application an action is on: named, or through one of its tasks (the API's task
+/// routes, which so need no separate read of the task).
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The application.
+    Application(ApplicationId),
+    /// The application of this task; the caller must review for the task's organization,
+    /// otherwise the task is [`StoreError::NotFound`].
+    Task(TaskId),
+}
+
 /// Everything read before deciding.
 struct Loaded {
     app: application::Model,
+    /// Every task of the application, all rounds.
+    tasks: Vec<task::Model>,
     state: AppState,
     def: Arc<Definition>,
     orgs: Arc<OrgDirectory>,
@@ -549,51 +543,212 @@ struct Loaded {
     involved: BTreeSet<OrgId>,
     known_tasks: BTreeSet<TaskId>,
     missing: Vec<String>,
+    /// The application's documents, oldest first (read when submitting, or when asked for).
+    attachments: Vec<attachment::Model>,
+    /// The last history event's sequence number and hash.
+    last_event: Option<(i32, String)>,
+    /// The acting user's roles for this application.
+    actor: Actor,
 }
 
-async fn load(db: &DatabaseConnection, app: ApplicationId) -> StoreResult<Loaded> {
-    let row = application::Entity::find_by_id(app.0)
-        .one(db)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let tasks = task::Entity::find()
-        .filter(task::Column::ApplicationId.eq(app.0))
+/// The role flags of `user` for an application of `company`, as three columns `active`,
+/// `applicant` and `system_admin` (one statement with whatever else the caller reads).
+fn role_columns(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    user_id: UserId,
+    company: impl Into<Expr>,
+) {
+    use sea_orm::sea_query::ExprTrait as _;
+    let exists =
+        |q: &mut sea_orm::sea_query::SelectStatement| Expr::exists(q.expr(Expr::val(1)).to_owned());
+    q.expr_as(
+        exists(
+            Query::select()
+                .from(user::Entity)
+                .and_where(user::Column::Id.eq(user_id.0))
+                .and_where(user::Column::Active.eq(true)),
+        ),
+        "active",
+    )
+    .expr_as(
+        exists(
+            Query::select()
+                .from(company_member::Entity)
+                .and_where(
+                    Expr::col((company_member::Entity, company_member::Column::CompanyId))
+                        .eq(company),
+                )
+                .and_where(company_member::Column::UserId.eq(user_id.0))
+                .and_where(company_member::Column::Active.eq(true)),
+        ),
+        "applicant",
+    )
+    .expr_as(
+        exists(
+            Query::select()
+                .from(system_admin::Entity)
+                .and_where(system_admin::Column::UserId.eq(user_id.0)),
+        ),
+        "system_admin",
+    );
+}
+
+/// The actor from the columns of [`role_columns`], with the user's memberships (one more
+/// statement, for an active user only).
+async fn actor_from_row<C: ConnectionTrait>(
+    db: &C,
+    user_id: UserId,
+    row: &sea_orm::QueryResult,
+) -> StoreResult<Actor> {
+    let mut actor = Actor {
+        user: user_id,
+        ..Actor::default()
+    };
+    if !row.try_get::<bool>("", "active")? {
+        return Ok(actor);
+    }
+    actor.applicant = row.try_get("", "applicant")?;
+    actor.system_admin = row.try_get("", "system_admin")?;
+    let memberships = org_membership::Entity::find()
+        .filter(org_membership::Column::UserId.eq(user_id.0))
+        .filter(org_membership::Column::Active.eq(true))
         .all(db)
         .await?;
+    for m in memberships {
+        actor.reviewer_of.insert(OrgId(m.org_id));
+        if m.role == OrgRole::OrgAdmin {
+            actor.admin_of.insert(OrgId(m.org_id));
+        }
+    }
+    Ok(actor)
+}
+
+/// Reads what deciding an action on `target` by `user` needs. The application, its held
+/// returns, its company's district, its last history event and the user's role flags come
+/// in one statement, so they are one snapshot: the last event read belongs to the version
+/// read, and the version-guarded write makes sure both are still the latest.
+async fn load(
+    db: &DatabaseConnection,
+    target: Target,
+    user: UserId,
+    with_attachments: bool,
+) -> StoreResult<Loaded> {
+    use sea_orm::sea_query::{Alias, ExprTrait as _, Order};
+    let app_id = Expr::col((application::Entity, application::Column::Id));
+    let last = |col: history_event::Column| -> Expr {
+        Expr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .column(col)
+                    .from(history_event::Entity)
+                    .and_where(
+                        Expr::col((history_event::Entity, history_event::Column::ApplicationId))
+                            .eq(app_id.clone()),
+                    )
+                    .order_by(history_event::Column::Seq, Order::Desc)
+                    .limit(1)
+                    .to_owned()
+                    .into(),
+            ),
+        )
+    };
+    let district = Expr::SubQuery(
+        None,
+        Box::new(
+            Query::select()
+                .column(company::Column::DistrictOrgId)
+                .from(company::Entity)
+                .and_where(
+                    Expr::col((company::Entity, company::Column::Id)).eq(Expr::col((
+                        application::Entity,
+                        application::Column::CompanyId,
+                    ))),
+                )
+                .to_owned()
+                .into(),
+        ),
+    );
+    let mut q = Query::select();
+    q.columns(<application::Column as sea_orm::Iterable>::iter().map(|c| (application::Entity, c)))
+        .expr_as(
+            Expr::col((application::Entity, Alias::new("held_returns"))),
+            "held_returns",
+        )
+        .expr_as(district, "district")
+        .expr_as(last(history_event::Column::Seq), "last_seq")
+        .expr_as(last(history_event::Column::Hash), "last_hash")
+        .from(application::Entity);
+    role_columns(
+        &mut q,
+        user,
+        Expr::col((application::Entity, application::Column::CompanyId)),
+    );
+    match target {
+        Target::Application(a) => q.and_where(application::Column::Id.eq(a.0)),
+        Target::Task(t) => q.and_where(
+            app_id.clone().in_subquery(
+                Query::select()
+                    .column(task::Column::ApplicationId)
+                    .from(task::Entity)
+                    .and_where(task::Column::Id.eq(t.0))
+                    .to_owned(),
+            ),
+        ),
+    };
+    let row = db.query_one(&q).await?.ok_or(StoreError::NotFound)?;
+    let app = <application::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+    let held: Option<Value> = row.try_get("", "held_returns")?;
+    let district: Option<Uuid> = row.try_get("", "district")?;
+    let last_seq: Option<i32> = row.try_get("", "last_seq")?;
+    let last_hash: Option<String> = row.try_get("", "last_hash")?;
+    let actor = actor_from_row(db, user, &row).await?;
+    let tasks = task::Entity::find()
+        .filter(task::Column::ApplicationId.eq(app.id))
+        .all(db)
+        .await?;
+    if let Target::Task(t) = target {
+        // Only a reviewer of the task's organization learns that the task exists.
+        let org = tasks.iter().find(|x| x.id == t.0).map(|x| OrgId(x.org_id));
+        if !org.is_some_and(|o| actor.reviewer_of.contains(&o)) {
+            return Err(StoreError::NotFound);
+        }
+    }
     let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
     let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
-    let held = held_returns_of(db, row.id).await?;
-    let state = state_with_held(&row, held.as_ref(), &tasks)?;
+    let state = state_with_held(&app, held.as_ref(), &tasks)?;
     let config = config::current(db).await?;
-    let def = config.definition(db, row.definition_id).await?;
+    let def = config.definition(db, app.definition_id).await?;
     let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
-    let district = company::Entity::find_by_id(row.company_id)
-        .one(db)
-        .await?
-        .map(|c| OrgId(c.district_org_id));
-    let present: BTreeSet<String> = attachment::Entity::find()
-        .filter(attachment::Column::ApplicationId.eq(app.0))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|a| a.material)
+    let attachments = if with_attachments {
+        attachments_of(db, app.id).await?
+    } else {
+        Vec::new()
+    };
+    let present: BTreeSet<&str> = attachments
+        .iter()
+        .filter_map(|a| a.material.as_deref())
         .collect();
     let missing = def
         .materials
         .iter()
-        .filter(|m| m.required && !present.contains(&m.id))
+        .filter(|m| m.required && !present.contains(m.id.as_str()))
         .map(|m| m.id.clone())
         .collect();
     Ok(Loaded {
-        app: row,
+        app,
+        tasks,
         state,
         def,
         orgs,
         calendar,
-        district,
+        district: district.map(OrgId),
         involved,
         known_tasks,
         missing,
+        attachments,
+        last_event: last_seq.zip(last_hash),
+        actor,
     })
 }
 
@@ -605,13 +760,12 @@ pub async fn preview(
     user: UserId,
     action: &Action,
 ) -> StoreResult<Result<Transition, Refusal>> {
-    let l = load(db, app).await?;
-    let actor = actor_for(db, user, l.app.company_id).await?;
+    let l = load(db, Target::Application(app), user, needs_materials(action)).await?;
     let ctx = context(&l, now());
     Ok(engine::decide(
         &ctx,
         &l.state,
-        &actor,
+        &l.actor,
         action,
         &mut Uuid::now_v7,
     ))
@@ -633,23 +787,21 @@ fn context(l: &Loaded, now: DateTime<Utc>) -> Context<'_> {
 
 async fn try_execute(
     db: &DatabaseConnection,
-    app: ApplicationId,
+    target: Target,
     user: UserId,
     action: &Action,
     record: Option<&crate::admin::AdminAction<'_>>,
-    actor: Option<&Actor>,
-) -> StoreResult<Executed> {
-    let l = load(db, app).await?;
-    let actor = match actor {
-        Some(a) => a.clone(),
-        None => actor_for(db, user, l.app.company_id).await?,
-    };
+    with_attachments: bool,
+) -> StoreResult<Applied> {
+    let l = load(db, target, user, with_attachments).await?;
+    let actor = &l.actor;
+    let app = ApplicationId(l.app.id);
     if matches!(action, Action::Submit) && actor.applicant && !email_verified(db, user).await? {
         return Err(StoreError::Refused(Refusal::EmailNotVerified));
     }
     let now = now();
     let ctx = context(&l, now);
-    let transition = engine::decide(&ctx, &l.state, &actor, action, &mut Uuid::now_v7)
+    let transition = engine::decide(&ctx, &l.state, actor, action, &mut Uuid::now_v7)
         .map_err(StoreError::Refused)?;
     let new_version = l.app.version + 1;
     let s = &transition.state;
@@ -713,13 +865,19 @@ async fn try_execute(
         reference = Some(r);
     }
 
-    for t in &transition.opened {
-        task_row(app, t).insert(&txn).await?;
+    if !transition.opened.is_empty() {
+        task::Entity::insert_many(transition.opened.iter().map(|t| task_row(app, t)))
+            .exec_without_returning(&txn)
+            .await?;
     }
     for t in &transition.updated {
         let mut am = task_row(app, t);
         am.id = sea_orm::ActiveValue::Unchanged(t.id.0);
-        am.update(&txn).await?;
+        task::Entity::update_many()
+            .set(am)
+            .filter(task::Column::Id.eq(t.id.0))
+            .exec(&txn)
+            .await?;
     }
     if matches!(action, Action::Submit | Action::Resubmit { .. }) {
         record_submitted_version(&txn, &l.app, s.round, now).await?;
@@ -738,14 +896,9 @@ async fn try_execute(
         }
     }
 
-    let last = history_event::Entity::find()
-        .filter(history_event::Column::ApplicationId.eq(app.0))
-        .order_by_desc(history_event::Column::Seq)
-        .limit(1)
-        .one(&txn)
-        .await?;
-    let (seq, prev_hash) = match &last {
-        Some(e) => (e.seq + 1, e.hash.clone()),
+    // The last event was read with the version the guarded update matched: still the last.
+    let (seq, prev_hash) = match &l.last_event {
+        Some((seq, hash)) => (seq + 1, hash.clone()),
         None => (1, history::GENESIS.to_string()),
     };
     let payload = json!({
@@ -777,7 +930,7 @@ async fn try_execute(
             created_at: now,
         },
     );
-    history_event::ActiveModel {
+    history_event::Entity::insert(history_event::ActiveModel {
         id: Set(event_id),
         application_id: Set(app.0),
         seq: Set(seq),
@@ -789,8 +942,8 @@ async fn try_execute(
         created_at: Set(now),
         prev_hash: Set(prev_hash),
         hash: Set(hash),
-    }
-    .insert(&txn)
+    })
+    .exec_without_returning(&txn)
     .await?;
 
     enqueue_notifications(
@@ -803,12 +956,42 @@ async fn try_execute(
     )
     .await?;
     txn.commit().await?;
-    tracing::info!(reference = reference.as_deref().unwrap_or(""), version = new_version, status = ?s.status, "transition applied");
-    Ok(Executed {
-        version: new_version,
+    tracing::info!(application_id = %app, reference = reference.as_deref().unwrap_or(""), version = new_version, status = ?s.status, "transition applied");
+    let written = application::Model {
         status: s.status,
-        reference,
-        event_id,
+        current_step: s.step.clone(),
+        version: new_version,
+        round: s.round,
+        step_due: s.step_due,
+        case_due: s.case_due,
+        revision_due: s.revision_due,
+        paused_step_days: s.paused_step_days.map(|d| d as i32),
+        paused_case_days: s.paused_case_days.map(|d| d as i32),
+        return_items: return_items_json(s)?,
+        submitted_at: s.submitted_at,
+        decided_at: s.decided_at,
+        updated_at: now,
+        reference: reference.clone(),
+        ..l.app.clone()
+    };
+    let mut tasks = l.tasks.clone();
+    for t in &transition.updated {
+        if let Some(row) = tasks.iter_mut().find(|r| r.id == t.id.0) {
+            *row = task_model(app, t);
+        }
+    }
+    tasks.extend(transition.opened.iter().map(|t| task_model(app, t)));
+    Ok(Applied {
+        executed: Executed {
+            version: new_version,
+            status: s.status,
+            reference,
+            event_id,
+        },
+        app: written,
+        tasks,
+        attachments: latest_per_material(l.attachments.clone()),
+        orgs: l.orgs.clone(),
     })
 }
 
@@ -817,16 +1000,29 @@ pub async fn current_attachments<C: ConnectionTrait>(
     db: &C,
     app: Uuid,
 ) -> StoreResult<std::collections::BTreeMap<String, attachment::Model>> {
-    let rows = attachment::Entity::find()
+    Ok(latest_per_material(attachments_of(db, app).await?))
+}
+
+/// The documents of an application, oldest first.
+async fn attachments_of<C: ConnectionTrait>(
+    db: &C,
+    app: Uuid,
+) -> StoreResult<Vec<attachment::Model>> {
+    Ok(attachment::Entity::find()
         .filter(attachment::Column::ApplicationId.eq(app))
         .order_by_asc(attachment::Column::CreatedAt)
         .order_by_asc(attachment::Column::Id)
         .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
+        .await?)
+}
+
+/// The latest of `rows` (oldest first) for each material.
+fn latest_per_material(
+    rows: Vec<attachment::Model>,
+) -> std::collections::BTreeMap<String, attachment::Model> {
+    rows.into_iter()
         .filter_map(|a| a.material.clone().map(|m| (m, a)))
-        .collect())
+        .collect()
 }
 
 /// Keeps the form and the current materials as they are submitted in `round`, so a later
@@ -868,8 +1064,14 @@ pub async fn preview_many(
     user: UserId,
     actions: &[Action],
 ) -> StoreResult<Vec<Result<Transition, Refusal>>> {
-    let l = load(db, app).await?;
-    let actor = actor_for(db, user, l.app.company_id).await?;
+    let l = load(
+        db,
+        Target::Application(app),
+        user,
+        actions.iter().any(needs_materials),
+    )
+    .await?;
+    let actor = &l.actor;
     let ctx = context(&l, now());
     let mut out = Vec::with_capacity(actions.len());
     for action in actions {
@@ -880,7 +1082,7 @@ pub async fn preview_many(
         out.push(engine::decide(
             &ctx,
             &l.state,
-            &actor,
+            actor,
             &action,
             &mut Uuid::now_v7,
         ));
@@ -910,21 +1112,25 @@ pub fn effect_state(s: &AppState) -> Value {
     v
 }
 
-fn task_row(app: ApplicationId, t: &TaskState) -> task::ActiveModel {
-    task::ActiveModel {
-        id: Set(t.id.0),
-        application_id: Set(app.0),
-        step_id: Set(t.step.clone()),
-        org_id: Set(t.org.0),
-        round: Set(t.round),
-        status: Set(t.status),
-        claimant_id: Set(t.claimant.map(|u| u.0)),
-        delegated_by: Set(t.delegated_by.map(|u| u.0)),
-        acted_by: Set(t.acted_by.map(|u| u.0)),
-        due_date: Set(t.due),
-        opened_at: Set(t.opened_at),
-        closed_at: Set(t.closed_at),
+fn task_model(app: ApplicationId, t: &TaskState) -> task::Model {
+    task::Model {
+        id: t.id.0,
+        application_id: app.0,
+        step_id: t.step.clone(),
+        org_id: t.org.0,
+        round: t.round,
+        status: t.status,
+        claimant_id: t.claimant.map(|u| u.0),
+        delegated_by: t.delegated_by.map(|u| u.0),
+        acted_by: t.acted_by.map(|u| u.0),
+        due_date: t.due,
+        opened_at: t.opened_at,
+        closed_at: t.closed_at,
     }
+}
+
+fn task_row(app: ApplicationId, t: &TaskState) -> task::ActiveModel {
+    sea_orm::IntoActiveModel::into_active_model(task_model(app, t)).reset_all()
 }
 
 /// Allocates the next reference number of `prefix` in `year` (e.g. `YQYC-2026-000123`).
@@ -984,6 +1190,7 @@ async fn enqueue_notifications<C: ConnectionTrait>(
         ..app.clone()
     };
     let mut cache: HashMap<String, Vec<user::Model>> = HashMap::new();
+    let mut rows = Vec::new();
     for n in &transition.notifications {
         let key = serde_json::to_string(&n.audience).map_err(anyhow::Error::from)?;
         if !cache.contains_key(&key) {
@@ -992,10 +1199,13 @@ async fn enqueue_notifications<C: ConnectionTrait>(
         }
         for u in cache.get(&key).into_iter().flatten() {
             let data = localized(&n.kind, &n.data, orgs, &u.locale);
-            outbox_row(&n.kind, Some(&app), u, data, now)
-                .insert(db)
-                .await?;
+            rows.push(outbox_row(&n.kind, Some(&app), u, data, now));
         }
+    }
+    if !rows.is_empty() {
+        outbox::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(())
 }
@@ -1080,30 +1290,28 @@ async fn recipients<C: ConnectionTrait>(
     company: Uuid,
     audience: &Audience,
 ) -> StoreResult<Vec<user::Model>> {
-    let ids: Vec<Uuid> = match audience {
-        Audience::CompanyMembers => company_member::Entity::find()
-            .filter(company_member::Column::CompanyId.eq(company))
-            .filter(company_member::Column::Active.eq(true))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect(),
-        Audience::OrgReviewers(org) => org_membership::Entity::find()
-            .filter(org_membership::Column::OrgId.eq(org.0))
-            .filter(org_membership::Column::Active.eq(true))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect(),
-        Audience::User(u) => vec![u.0],
+    // One statement: the members as a subquery.
+    let who = match audience {
+        Audience::CompanyMembers => user::Column::Id.in_subquery(
+            Query::select()
+                .column(company_member::Column::UserId)
+                .from(company_member::Entity)
+                .and_where(company_member::Column::CompanyId.eq(company))
+                .and_where(company_member::Column::Active.eq(true))
+                .to_owned(),
+        ),
+        Audience::OrgReviewers(org) => user::Column::Id.in_subquery(
+            Query::select()
+                .column(org_membership::Column::UserId)
+                .from(org_membership::Entity)
+                .and_where(org_membership::Column::OrgId.eq(org.0))
+                .and_where(org_membership::Column::Active.eq(true))
+                .to_owned(),
+        ),
+        Audience::User(u) => user::Column::Id.eq(u.0),
     };
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
     Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
+        .filter(who)
         .filter(user::Column::Active.eq(true))
         .order_by_asc(user::Column::Email)
         .all(db)
