@@ -89,6 +89,52 @@ async fn generation(db: &DatabaseConnection) -> StoreResult<(String, i64)> {
 /// again. Stale data is never remembered under a newer generation.
 pub async fn current(db: &DatabaseConnection) -> StoreResult<Arc<Config>> {
     let (database, generation) = generation(db).await?;
+    current_at(db, database, generation).await
+}
+
+/// The two columns a caller can read in its own statement, for [`current_at`].
+pub fn state_columns(q: &mut sea_orm::sea_query::SelectStatement) {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query};
+    for (col, alias) in [
+        ("database_id", "config_database_id"),
+        ("generation", "config_generation"),
+    ] {
+        q.expr_as(
+            Expr::SubQuery(
+                None,
+                Box::new(
+                    Query::select()
+                        .column(Alias::new(col))
+                        .from(Alias::new("config_state"))
+                        .and_where(Expr::col(Alias::new("id")).eq(1))
+                        .to_owned()
+                        .into(),
+                ),
+            ),
+            alias,
+        );
+    }
+}
+
+/// The configuration for the identity and generation read by the caller (with
+/// [`state_columns`]) before it reads anything else of the configuration.
+pub async fn current_from(
+    db: &DatabaseConnection,
+    row: &sea_orm::QueryResult,
+) -> StoreResult<Arc<Config>> {
+    current_at(
+        db,
+        row.try_get("", "config_database_id")?,
+        row.try_get("", "config_generation")?,
+    )
+    .await
+}
+
+async fn current_at(
+    db: &DatabaseConnection,
+    database: String,
+    generation: i64,
+) -> StoreResult<Arc<Config>> {
     if let Some((g, c)) = cache().get(&database)
         && *g == generation
     {

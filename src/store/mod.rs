@@ -624,9 +624,10 @@ async fn actor_from_row<C: ConnectionTrait>(
 }
 
 /// Reads what deciding an action on `target` by `user` needs. The application, its held
-/// returns, its company's district, its last history event and the user's role flags come
-/// in one statement, so they are one snapshot: the last event read belongs to the version
-/// read, and the version-guarded write makes sure both are still the latest.
+/// returns, its company's district, its last history event, the user's role flags and the
+/// configuration generation come in one statement, so they are one snapshot: the last event
+/// read belongs to the version read, and the version-guarded write makes sure both are
+/// still the latest.
 async fn load(
     db: &DatabaseConnection,
     target: Target,
@@ -679,6 +680,7 @@ async fn load(
         .expr_as(last(history_event::Column::Seq), "last_seq")
         .expr_as(last(history_event::Column::Hash), "last_hash")
         .from(application::Entity);
+    config::state_columns(&mut q);
     role_columns(
         &mut q,
         user,
@@ -717,7 +719,7 @@ async fn load(
     let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
     let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
     let state = state_with_held(&app, held.as_ref(), &tasks)?;
-    let config = config::current(db).await?;
+    let config = config::current_from(db, &row).await?;
     let def = config.definition(db, app.definition_id).await?;
     let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
     let attachments = if with_attachments {
