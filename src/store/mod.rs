@@ -430,9 +430,10 @@ const MAX_ATTEMPTS: usize = 30;
 /// Runs an action through the engine and applies the result atomically.
 ///
 /// The state is read, the engine decides, and the result is written in one transaction
-/// whose first statement updates the application `WHERE id = ? AND version = ?`. When
-/// another transaction got there first, nothing is written and the action is decided
-/// again on the fresh state — so a second approval of the same task is refused as
+/// whose first statement updates the application `WHERE id = ? AND version = ?` (on
+/// PostgreSQL, for actions that allocate no reference, one statement whose other writes
+/// are conditional on that update). When another transaction got there first, nothing is
+/// written and the action is decided again on the fresh state — so a second approval of the same task is refused as
 /// already handled, while approvals of sibling countersign tasks both go through.
 pub async fn execute(
     db: &DatabaseConnection,
@@ -1117,13 +1118,14 @@ async fn apply_guarded(
             .to_owned(),
     );
     for (i, w) in writes.into_iter().enumerate() {
-        let cte = CommonTableExpression::new()
-            .table_name(Alias::new(format!("w{i}")))
-            .to_owned();
-        let mut cte = cte;
+        let mut cte = CommonTableExpression::new();
+        cte.table_name(Alias::new(format!("w{i}")));
         match w {
             Write::Insert(row) => cte.query(row.statement(Some(GUARD))),
-            Write::Update(mut u) => cte.query(u.and_where(guarded.clone()).to_owned()),
+            Write::Update(mut u) => {
+                u.and_where(guarded.clone());
+                cte.query(*u)
+            }
         };
         with.cte(cte);
     }
