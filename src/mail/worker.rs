@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::compose::{self, ComposeError};
+use super::compose::{Batch, ComposeError};
 use super::prefs;
 use super::queue;
 use super::render::{Lang, Renderer};
@@ -286,6 +286,8 @@ struct Claimed {
     lease: DateTime<Utc>,
     deadline: Instant,
     config: Arc<Config>,
+    /// What composing the rows of its claim needs, read once for the claim.
+    batch: Arc<Batch>,
 }
 
 /// Rows in flight, each in its own task, at most one claim's worth waiting for a slot,
@@ -364,11 +366,19 @@ impl Pipeline {
         let deadline = Instant::now() + inner.send_deadline;
         let rows = queue::claim(&inner.db, now, lease, n as u64).await?;
         let claimed = rows.len();
+        if claimed == 0 {
+            return Ok(0);
+        }
+        // Everything the claimed rows need (recipients, their choices, applications,
+        // companies, tasks, memberships), read once for the claim rather than row by row.
+        // Should this fail, the rows are left to their lease, as when recording fails.
+        let batch = Arc::new(Batch::load(&inner.db, &rows).await?);
         self.ready.extend(rows.into_iter().map(|row| Claimed {
             row,
             lease,
             deadline,
             config: config.clone(),
+            batch: batch.clone(),
         }));
         self.claimed += claimed;
         Ok(claimed)
@@ -380,6 +390,7 @@ impl Pipeline {
             lease,
             deadline,
             config,
+            batch,
         } = c;
         let inner = self.inner.clone();
         let span = tracing::info_span!(
@@ -393,7 +404,7 @@ impl Pipeline {
         let task_span = span.clone();
         self.in_flight.spawn(
             async move {
-                let outcome = inner.deliver(&row, &config, deadline).await;
+                let outcome = inner.deliver(&row, &batch, &config, deadline).await;
                 Finished {
                     row,
                     lease,
@@ -447,12 +458,14 @@ impl Inner {
     async fn deliver(
         &self,
         row: &outbox::Model,
+        batch: &Batch,
         config: &Config,
         deadline: Instant,
     ) -> anyhow::Result<Outcome> {
-        // The recipient's preference, as it is now (account emails are always immediate).
+        // The recipient's preference, as read at the claim (account emails are always
+        // immediate).
         if let Some(user) = row.recipient_user_id {
-            match prefs::effective_mode(&self.db, user, &row.kind).await? {
+            match batch.mode(user, &row.kind) {
                 NotificationMode::Immediate => {}
                 NotificationMode::Off => {
                     tracing::info!("not sent: switched off by the recipient");
@@ -464,7 +477,7 @@ impl Inner {
                 }
             }
         }
-        Ok(match self.attempt(row, config, deadline).await {
+        Ok(match self.attempt(row, batch, config, deadline).await {
             Ok(()) => {
                 tracing::info!("mail sent");
                 Outcome::Sent
@@ -583,10 +596,12 @@ impl Inner {
     async fn attempt(
         &self,
         row: &outbox::Model,
+        batch: &Batch,
         config: &Config,
         deadline: Instant,
     ) -> Result<(), SendError> {
-        let ctx = compose::context(&self.db, row, config, &self.base_url)
+        let ctx = batch
+            .context(&self.db, row, config, &self.base_url)
             .await
             .map_err(|e| match e {
                 ComposeError::Db(e) => SendError::Transient(format!("database: {e}")),
