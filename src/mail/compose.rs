@@ -168,8 +168,9 @@ impl Batch {
         Self::read(db, rows, true).await
     }
 
-    /// How `row`'s email is delivered now, by its recipient's stored choice (read with
-    /// the batch). `row` must be one of the rows the batch was loaded for.
+    /// How an email of `kind` to `user` is delivered, by the stored choice read with the
+    /// batch: `user` and `kind` must be those of a row the batch was loaded for (others
+    /// were not read and count as immediate).
     pub fn mode(&self, user: Uuid, kind: &str) -> NotificationMode {
         prefs::effective(kind, self.modes.get(&(user, kind.to_string())).copied())
     }
