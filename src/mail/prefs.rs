@@ -125,7 +125,7 @@ pub async fn effective_mode<C: ConnectionTrait>(
     user: Uuid,
     kind: &str,
 ) -> Result<NotificationMode, DbErr> {
-    if is_always_on(kind) || kind == DIGEST_KIND {
+    if !is_stored_for(kind) {
         return Ok(NotificationMode::Immediate);
     }
     let stored = notification_preference::Entity::find()
@@ -134,13 +134,57 @@ pub async fn effective_mode<C: ConnectionTrait>(
         .one(db)
         .await?
         .map(|p| p.mode);
-    Ok(match stored {
+    Ok(effective(kind, stored))
+}
+
+/// Whether a stored choice can matter for `kind` (not an account email, not the digest).
+fn is_stored_for(kind: &str) -> bool {
+    !is_always_on(kind) && kind != DIGEST_KIND
+}
+
+/// How an email of `kind` is delivered, given the recipient's stored choice for it (see
+/// [`effective_mode`]).
+pub fn effective(kind: &str, stored: Option<NotificationMode>) -> NotificationMode {
+    if !is_stored_for(kind) {
+        return NotificationMode::Immediate;
+    }
+    match stored {
         Some(NotificationMode::Digest) if !DIGESTIBLE.contains(&kind) => {
             NotificationMode::Immediate
         }
         Some(m) => m,
         None => NotificationMode::Immediate,
-    })
+    }
+}
+
+/// The stored choices of several recipients at once, for the kinds given: what
+/// [`effective_mode`] reads, for a whole batch of rows in one statement. Each entry is
+/// (user, kind); a kind for which a choice cannot matter is not read.
+pub async fn stored_modes<C: ConnectionTrait>(
+    db: &C,
+    wanted: &[(Uuid, &str)],
+) -> Result<HashMap<(Uuid, String), NotificationMode>, DbErr> {
+    let mut users: Vec<Uuid> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
+    for (user, kind) in wanted.iter().filter(|(_, k)| is_stored_for(k)) {
+        if !users.contains(user) {
+            users.push(*user);
+        }
+        if !kinds.iter().any(|k| k == kind) {
+            kinds.push((*kind).to_string());
+        }
+    }
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(notification_preference::Entity::find()
+        .filter(notification_preference::Column::UserId.is_in(users))
+        .filter(notification_preference::Column::Kind.is_in(kinds))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| ((p.user_id, p.kind), p.mode))
+        .collect())
 }
 
 /// Stores `choices` of `user` in one transaction, after checking every one of them;

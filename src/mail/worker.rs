@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::compose::{self, ComposeError};
+use super::compose::{Batch, ComposeError};
 use super::prefs;
 use super::queue;
 use super::render::{Lang, Renderer};
@@ -286,6 +286,8 @@ struct Claimed {
     lease: DateTime<Utc>,
     deadline: Instant,
     config: Arc<Config>,
+    /// What composing the rows of its claim needs, read once for the claim.
+    batch: Arc<Batch>,
 }
 
 /// Rows in flight, each in its own task, at most one claim's worth waiting for a slot,
@@ -311,22 +313,20 @@ impl Pipeline {
         }
     }
 
-    /// Claims up to `limit` rows when `claim` and what it holds would not exceed two
-    /// claims' worth, starts sends in the free slots, then waits for at least one send to
-    /// finish and records every finished one together.
+    /// Starts sends in the free slots and waits for at least one send to finish; then,
+    /// while the replacement sends run, records every finished one together and, when
+    /// `claim` and what it holds would not exceed two claims' worth, claims up to `limit`
+    /// more rows — the two at once, so the loop waits for one database round trip (on
+    /// PostgreSQL mostly the commit's flush), not two in a row, and not with free slots.
     async fn step(&mut self, claim: bool, limit: usize) -> anyhow::Result<Step> {
-        let held = self.ready.len() + self.in_flight.len();
-        if claim
-            && held + limit <= 2 * CONCURRENCY
-            && (held == 0 || (!self.dry && self.ready.is_empty()))
-        {
-            let n = self.claim(limit).await?;
-            self.dry = n == 0;
-        }
-        while self.in_flight.len() < CONCURRENCY
-            && let Some(c) = self.ready.pop_front()
-        {
-            self.start(c);
+        self.fill();
+        // At most one claim per step (`run_once` relies on it).
+        let mut claim = claim;
+        if self.in_flight.is_empty() && self.may_claim(claim, limit) {
+            let claimed = claim_batch(&self.inner, limit).await?;
+            self.add(claimed);
+            self.fill();
+            claim = false;
         }
         let Some(first) = self.in_flight.join_next().await else {
             return Ok(Step::Idle);
@@ -344,34 +344,55 @@ impl Pipeline {
             }
             joined = self.in_flight.try_join_next();
         }
-        let recorded = self.inner.record(finished).await;
-        match (failure, recorded) {
-            (_, Err(e)) | (Some(e), Ok(())) => Err(e),
-            (None, Ok(())) => Ok(Step::Busy),
+        self.fill();
+        let more = self.may_claim(claim, limit);
+        let inner = self.inner.clone();
+        let (recorded, claimed) = tokio::join!(inner.record(finished), async {
+            if more {
+                Some(claim_batch(&inner, limit).await)
+            } else {
+                None
+            }
+        });
+        let claimed = match claimed {
+            Some(Ok(c)) => {
+                self.add(c);
+                self.fill();
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        };
+        match (failure, recorded, claimed) {
+            (Some(e), _, _) | (None, Err(e), _) | (None, Ok(()), Err(e)) => Err(e),
+            (None, Ok(()), Ok(())) => Ok(Step::Busy),
         }
     }
 
-    /// Claims up to `n` due rows into `ready`. Returns how many it claimed.
-    async fn claim(&mut self, n: usize) -> anyhow::Result<usize> {
-        let inner = &self.inner;
-        // Organizations and definitions for composing, as they are now (one small read
-        // when nothing changed: see `store::config`).
-        let config = store::config::current(&inner.db).await?;
-        let now = store::now();
-        let lease = now + chrono::Duration::from_std(inner.lease)?;
-        // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well inside
-        // the lease, whatever the per-command timeout and the wait for a slot.
-        let deadline = Instant::now() + inner.send_deadline;
-        let rows = queue::claim(&inner.db, now, lease, n as u64).await?;
-        let claimed = rows.len();
-        self.ready.extend(rows.into_iter().map(|row| Claimed {
-            row,
-            lease,
-            deadline,
-            config: config.clone(),
-        }));
-        self.claimed += claimed;
-        Ok(claimed)
+    /// Whether to claim now: allowed, what the pipeline holds plus `limit` stays within
+    /// two claims' worth, and either it holds nothing or its waiting rows ran out and the
+    /// last claim found some.
+    fn may_claim(&self, claim: bool, limit: usize) -> bool {
+        let held = self.ready.len() + self.in_flight.len();
+        claim
+            && held + limit <= 2 * CONCURRENCY
+            && (held == 0 || (!self.dry && self.ready.is_empty()))
+    }
+
+    /// Starts sends in the free slots.
+    fn fill(&mut self) {
+        while self.in_flight.len() < CONCURRENCY
+            && let Some(c) = self.ready.pop_front()
+        {
+            self.start(c);
+        }
+    }
+
+    /// Takes claimed rows in, to wait for a free slot.
+    fn add(&mut self, claimed: Vec<Claimed>) {
+        self.dry = claimed.is_empty();
+        self.claimed += claimed.len();
+        self.ready.extend(claimed);
     }
 
     fn start(&mut self, c: Claimed) {
@@ -380,6 +401,7 @@ impl Pipeline {
             lease,
             deadline,
             config,
+            batch,
         } = c;
         let inner = self.inner.clone();
         let span = tracing::info_span!(
@@ -393,7 +415,7 @@ impl Pipeline {
         let task_span = span.clone();
         self.in_flight.spawn(
             async move {
-                let outcome = inner.deliver(&row, &config, deadline).await;
+                let outcome = inner.deliver(&row, &batch, &config, deadline).await;
                 Finished {
                     row,
                     lease,
@@ -404,6 +426,36 @@ impl Pipeline {
             .instrument(task_span),
         );
     }
+}
+
+/// Claims up to `n` due rows, with what composing them needs.
+async fn claim_batch(inner: &Inner, n: usize) -> anyhow::Result<Vec<Claimed>> {
+    // Organizations and definitions for composing, as they are now (one small read when
+    // nothing changed: see `store::config`).
+    let config = store::config::current(&inner.db).await?;
+    let now = store::now();
+    let lease = now + chrono::Duration::from_std(inner.lease)?;
+    // A whole send (connect, EHLO, TLS, AUTH, MAIL, RCPT, DATA) must end well inside the
+    // lease, whatever the per-command timeout and the wait for a slot.
+    let deadline = Instant::now() + inner.send_deadline;
+    let rows = queue::claim(&inner.db, now, lease, n as u64).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Everything the claimed rows need (recipients, their choices, applications,
+    // companies, tasks, memberships), read once for the claim rather than row by row.
+    // Should this fail, the rows are left to their lease, as when recording fails.
+    let batch = Arc::new(Batch::load(&inner.db, &rows).await?);
+    Ok(rows
+        .into_iter()
+        .map(|row| Claimed {
+            row,
+            lease,
+            deadline,
+            config: config.clone(),
+            batch: batch.clone(),
+        })
+        .collect())
 }
 
 /// A worker running in the background (see [`Worker::spawn`]).
@@ -447,12 +499,14 @@ impl Inner {
     async fn deliver(
         &self,
         row: &outbox::Model,
+        batch: &Batch,
         config: &Config,
         deadline: Instant,
     ) -> anyhow::Result<Outcome> {
-        // The recipient's preference, as it is now (account emails are always immediate).
+        // The recipient's preference, as read at the claim (account emails are always
+        // immediate).
         if let Some(user) = row.recipient_user_id {
-            match prefs::effective_mode(&self.db, user, &row.kind).await? {
+            match batch.mode(user, &row.kind) {
                 NotificationMode::Immediate => {}
                 NotificationMode::Off => {
                     tracing::info!("not sent: switched off by the recipient");
@@ -464,7 +518,7 @@ impl Inner {
                 }
             }
         }
-        Ok(match self.attempt(row, config, deadline).await {
+        Ok(match self.attempt(row, batch, config, deadline).await {
             Ok(()) => {
                 tracing::info!("mail sent");
                 Outcome::Sent
@@ -583,10 +637,12 @@ impl Inner {
     async fn attempt(
         &self,
         row: &outbox::Model,
+        batch: &Batch,
         config: &Config,
         deadline: Instant,
     ) -> Result<(), SendError> {
-        let ctx = compose::context(&self.db, row, config, &self.base_url)
+        let ctx = batch
+            .context(&self.db, row, config, &self.base_url)
             .await
             .map_err(|e| match e {
                 ComposeError::Db(e) => SendError::Transient(format!("database: {e}")),

@@ -1661,3 +1661,229 @@ db_test!(
     batched_record_lease,
     a_batched_record_leaves_a_row_whose_lease_was_taken_over_alone
 );
+
+/// Statements a connection ran: (SQL, with the values bound as placeholders).
+#[derive(Clone, Default)]
+struct Statements(Arc<Mutex<Vec<String>>>);
+
+impl Statements {
+    /// A connection to the test database that records each statement it runs here.
+    fn on(t: &TestDb) -> (Self, sea_orm::DatabaseConnection) {
+        let seen = Self::default();
+        let mut db = t.db.clone();
+        let log = seen.0.clone();
+        db.set_metric_callback(move |info| {
+            if let Ok(mut l) = log.lock() {
+                l.push(info.statement.sql.clone());
+            }
+        });
+        (seen, db)
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("statements"))
+    }
+}
+
+/// The reads composing a message and applying the recipient's preferences make (every
+/// table but the outbox and the configuration).
+fn compose_reads(statements: &[String]) -> usize {
+    const TABLES: &[&str] = &[
+        "users",
+        "applications",
+        "companies",
+        "company_members",
+        "tasks",
+        "org_memberships",
+        "notification_preferences",
+    ];
+    statements
+        .iter()
+        .filter(|s| {
+            s.trim_start().to_ascii_uppercase().starts_with("SELECT")
+                && TABLES.iter().any(|t| s.contains(&format!("FROM \"{t}\"")))
+        })
+        .count()
+}
+
+/// The claims among `statements`.
+fn claims(statements: &[String]) -> usize {
+    statements
+        .iter()
+        .filter(|s| s.contains("SET lease_until = ") && s.contains("attempts + 1"))
+        .count()
+}
+
+/// One claim mixing two companies' applications, applicants and reviewers, both languages
+/// and an account email without an application is composed from reads made once for the
+/// whole claim, and each message still carries its own recipient's name, its own
+/// application's reference, company, link and organization, in its recipient's language.
+async fn a_claim_mixing_applications_languages_and_account_mail_composes_each_row_from_its_own_data(
+    t: &TestDb,
+) {
+    let smtp = SmtpServer::start_new().await;
+    let (company_a, a_zh) = company(&t.db).await;
+    let a_en = add_member(t, company_a, "applicant-a-en").await;
+    set_locale(t, a_en, "en").await;
+    let (company_b, b_en) = company(&t.db).await;
+    set_locale(t, b_en, "en").await;
+    let name_b = "天津第二样本机器人有限公司";
+    entity::company::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(company_b.0),
+        name: Set(name_b.into()),
+        ..Default::default()
+    }
+    .update(&t.db)
+    .await
+    .expect("rename company");
+    user::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(b_en.0),
+        name: Set("applicant-b-en".into()),
+        ..Default::default()
+    }
+    .update(&t.db)
+    .await
+    .expect("rename user");
+    let name_a = "天津智能测试科技有限公司";
+    let r_zh = reviewer(&t.db, "D-120116").await;
+    let r_en = reviewer(&t.db, "D-120116").await;
+    set_locale(t, r_en, "en").await;
+    let app_a = submitted_yqyc(&t.db, company_a, a_zh, &["rd_funding"]).await;
+    let app_b = submitted_yqyc(&t.db, company_b, b_en, &["rd_funding"]).await;
+    let a_zh_mail = email_of(t, a_zh).await;
+    zhigang::accounts::request_password_reset(&t.db, &a_zh_mail, &format!("{BASE_URL}/"))
+        .await
+        .expect("reset requested");
+    let total = rows(t).await.len();
+    assert_eq!(total, 8, "4 + 3 submission emails and one account email");
+
+    let (statements, db) = Statements::on(t);
+    let w = Worker::new(db, &settings(Some(smtp.url()), &std::env::temp_dir())).expect("worker");
+    assert_eq!(w.run_once().await.expect("batch"), total, "one claim");
+    let ran = statements.take();
+    assert_eq!(claims(&ran), 1, "{ran:#?}");
+    let reads = compose_reads(&ran);
+    eprintln!(
+        "{total} rows in one claim: {reads} reads to compose, {} statements in all",
+        ran.len()
+    );
+    assert!(reads <= 8, "{reads} reads for one claim: {ran:#?}");
+    assert_eq!(count_status(t, OutboxStatus::Sent).await, total as u64);
+
+    let reference = |app: ApplicationId| {
+        let db = t.db.clone();
+        async move {
+            entity::application::Entity::find_by_id(app.0)
+                .one(&db)
+                .await
+                .expect("query")
+                .and_then(|a| a.reference)
+                .expect("reference")
+        }
+    };
+    let apps = [
+        (app_a, reference(app_a).await, name_a, name_b),
+        (app_b, reference(app_b).await, name_b, name_a),
+    ];
+    // (recipient, name, English, the applications they hear about)
+    let who = [
+        (a_zh, "applicant", false, vec![0]),
+        (a_en, "applicant-a-en", true, vec![0]),
+        (b_en, "applicant-b-en", true, vec![1]),
+        (r_zh, "D-120116-Reviewer", false, vec![0, 1]),
+        (r_en, "D-120116-Reviewer", true, vec![0, 1]),
+    ];
+    let got = by_recipient(&smtp.received());
+    assert_eq!(got.len(), who.len());
+    for (u, name, en, about) in &who {
+        let mail = &got[&email_of(t, *u).await];
+        let mut expected = about.len();
+        if *u == a_zh {
+            // The account email: no application, its own link, the recipient's name.
+            let reset = mail
+                .iter()
+                .find(|m| {
+                    m.links()
+                        .iter()
+                        .any(|l| l.contains("/password/reset?token="))
+                })
+                .expect("the reset email");
+            assert!(
+                reset.text().starts_with(&format!("{name},您好")),
+                "{}",
+                reset.text()
+            );
+            assert!(!reset.text().contains(name_a) && !reset.text().contains(name_b));
+            expected += 1;
+        }
+        assert_eq!(mail.len(), expected, "{name}: {mail:?}");
+        for i in about {
+            let (app, reference, company, other) = &apps[*i];
+            let m = mail
+                .iter()
+                .find(|m| m.subject().contains(reference.as_str()))
+                .unwrap_or_else(|| panic!("{name}: no email about {reference}"));
+            let text = m.text();
+            let greeting = if *en {
+                format!("Dear {name},")
+            } else {
+                format!("{name},您好")
+            };
+            assert!(text.starts_with(&greeting), "{text}");
+            assert_eq!(
+                m.links(),
+                vec![format!("{BASE_URL}/applications/{}", app.0)]
+            );
+            assert!(
+                text.contains(company) && !text.contains(other),
+                "{name} about {reference}: {text}"
+            );
+            let subject = m.subject();
+            if *u == r_zh || *u == r_en {
+                if *en {
+                    assert!(subject.starts_with("[Zhigang] New task"), "{subject}");
+                    assert!(
+                        text.contains("\"District pre-review\" of Binhai New Area"),
+                        "{text}"
+                    );
+                } else {
+                    assert!(subject.starts_with("【智港】新的审核任务"), "{subject}");
+                    assert!(text.contains("滨海新区"), "{text}");
+                }
+            } else if *en {
+                assert!(
+                    subject.starts_with("[Zhigang] Application submitted"),
+                    "{subject}"
+                );
+            } else {
+                assert!(subject.starts_with("【智港】申请已提交"), "{subject}");
+            }
+        }
+    }
+
+    // Many rows: the reads stay a constant few per claim, not some per message.
+    clone_rows(t, 200).await;
+    let queued = count_status(t, OutboxStatus::Queued).await as usize;
+    assert_eq!(w.drain().await.expect("drain"), queued);
+    let ran = statements.take();
+    let reads = compose_reads(&ran);
+    eprintln!(
+        "{queued} rows in {} claims: {reads} reads to compose, {} statements in all ({:.2} per message)",
+        claims(&ran),
+        ran.len(),
+        ran.len() as f64 / queued as f64
+    );
+    assert!(
+        reads <= 8 * claims(&ran),
+        "{reads} reads in {} claims",
+        claims(&ran)
+    );
+    assert_eq!(
+        count_status(t, OutboxStatus::Sent).await,
+        (total + queued) as u64
+    );
+}
+db_test!(
+    mixed_claim,
+    a_claim_mixing_applications_languages_and_account_mail_composes_each_row_from_its_own_data
+);
