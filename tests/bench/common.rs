@@ -19,7 +19,7 @@ pub struct Options {
     pub only: Option<Vec<String>>,
     /// Databases to run on (`ZHIGANG_BENCH_DB=sqlite,postgres`; default both).
     pub dbs: Vec<String>,
-    /// Applications seeded for the transitions (`ZHIGANG_BENCH_APPS`; default 500 per
+    /// Applications seeded for the transitions (`ZHIGANG_BENCH_APPS`; default 800 per
     /// second of the run, at least 500).
     pub apps: usize,
     /// Outbox rows drained (`ZHIGANG_BENCH_MAIL_ROWS`, default 5000).
@@ -56,7 +56,7 @@ impl Options {
             only: env_list("ZHIGANG_BENCH_ONLY"),
             dbs: env_list("ZHIGANG_BENCH_DB")
                 .unwrap_or_else(|| vec!["sqlite".into(), "postgres".into()]),
-            apps: env_num("ZHIGANG_BENCH_APPS", (500 * seconds as usize).max(500)),
+            apps: env_num("ZHIGANG_BENCH_APPS", (800 * seconds as usize).max(500)),
             mail_rows: env_num("ZHIGANG_BENCH_MAIL_ROWS", 5000usize).max(1),
             logins: env_num("ZHIGANG_BENCH_LOGINS", 100usize).max(1),
             connections: env_num("ZHIGANG_BENCH_CONNECTIONS", 200usize).max(1),
