@@ -626,9 +626,9 @@ async fn actor_from_row<C: ConnectionTrait>(
 
 /// Reads what deciding an action on `target` by `user` needs. The application, its held
 /// returns, its company's district, its last history event, the user's role flags and the
-/// configuration generation come in one statement, so they are one snapshot: the last event
-/// read belongs to the version read, and the version-guarded write makes sure both are
-/// still the latest.
+/// configuration generation come in one statement with the application's tasks (one row
+/// each), so they are one snapshot: the last event and the tasks read belong to the version
+/// read, and the version-guarded write makes sure they are still the latest.
 async fn load(
     db: &DatabaseConnection,
     target: Target,
@@ -699,17 +699,40 @@ async fn load(
             ),
         ),
     };
-    let row = db.query_one(&q).await?.ok_or(StoreError::NotFound)?;
-    let app = <application::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+    // With the application's tasks, one row each (`t_` columns), in the same statement.
+    let (a, t) = (Alias::new("a"), Alias::new("t"));
+    let mut q = Query::select()
+        .column((a.clone(), sea_orm::sea_query::Asterisk))
+        .from_subquery(q, a.clone())
+        .join_as(
+            sea_orm::sea_query::JoinType::LeftJoin,
+            task::Entity,
+            t.clone(),
+            Expr::col((t.clone(), task::Column::ApplicationId))
+                .equals((a.clone(), application::Column::Id)),
+        )
+        .order_by((t.clone(), task::Column::Id), Order::Asc)
+        .to_owned();
+    for c in <task::Column as sea_orm::Iterable>::iter() {
+        q.expr_as(
+            Expr::col((t.clone(), c)),
+            Alias::new(format!("t_{}", sea_orm::IdenStatic::as_str(&c))),
+        );
+    }
+    let rows = db.query_all(&q).await?;
+    let row = rows.first().ok_or(StoreError::NotFound)?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if r.try_get::<Option<Uuid>>("", "t_id")?.is_some() {
+            tasks.push(<task::Model as sea_orm::FromQueryResult>::from_query_result(r, "t_")?);
+        }
+    }
+    let app = <application::Model as sea_orm::FromQueryResult>::from_query_result(row, "")?;
     let held: Option<Value> = row.try_get("", "held_returns")?;
     let district: Option<Uuid> = row.try_get("", "district")?;
     let last_seq: Option<i32> = row.try_get("", "last_seq")?;
     let last_hash: Option<String> = row.try_get("", "last_hash")?;
-    let actor = actor_from_row(db, user, &row).await?;
-    let tasks = task::Entity::find()
-        .filter(task::Column::ApplicationId.eq(app.id))
-        .all(db)
-        .await?;
+    let actor = actor_from_row(db, user, row).await?;
     if let Target::Task(t) = target {
         // Only a reviewer of the task's organization learns that the task exists.
         let org = tasks.iter().find(|x| x.id == t.0).map(|x| OrgId(x.org_id));
@@ -720,7 +743,7 @@ async fn load(
     let involved = tasks.iter().map(|t| OrgId(t.org_id)).collect();
     let known_tasks = tasks.iter().map(|t| TaskId(t.id)).collect();
     let state = state_with_held(&app, held.as_ref(), &tasks)?;
-    let config = config::current_from(db, &row).await?;
+    let config = config::current_from(db, row).await?;
     let def = config.definition(db, app.definition_id).await?;
     let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
     let attachments = if with_attachments {
