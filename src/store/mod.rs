@@ -375,12 +375,17 @@ pub async fn actor_for<C: ConnectionTrait>(
     company: Uuid,
 ) -> StoreResult<Actor> {
     let mut q = Query::select();
-    role_columns(&mut q, user_id, Expr::val(company));
+    role_columns(
+        &mut q,
+        db.get_database_backend(),
+        user_id,
+        Expr::val(company),
+    );
     let row = db
         .query_one(&q)
         .await?
         .ok_or_else(|| StoreError::Other(anyhow::anyhow!("a SELECT without FROM gave no row")))?;
-    actor_from_row(db, user_id, &row).await
+    actor_from_row(user_id, &row)
 }
 
 async fn email_verified<C: ConnectionTrait>(db: &C, user_id: UserId) -> StoreResult<bool> {
@@ -552,10 +557,13 @@ struct Loaded {
     actor: Actor,
 }
 
-/// The role flags of `user` for an application of `company`, as three columns `active`,
-/// `applicant` and `system_admin` (one statement with whatever else the caller reads).
+/// The roles of `user` for an application of `company`, as four columns `active`,
+/// `applicant`, `system_admin` and `memberships` (the active organization memberships as
+/// `org role` pairs joined by commas), read in one statement with whatever else the caller
+/// reads.
 fn role_columns(
     q: &mut sea_orm::sea_query::SelectStatement,
+    backend: sea_orm::DbBackend,
     user_id: UserId,
     company: impl Into<Expr>,
 ) {
@@ -592,15 +600,35 @@ fn role_columns(
         ),
         "system_admin",
     );
+    // Fixed SQL (no input in it); the user is a bound value. SQLite stores a UUID as 16
+    // bytes, PostgreSQL as `uuid`.
+    let pairs = match backend {
+        sea_orm::DbBackend::Postgres => {
+            r#"string_agg(CAST("org_id" AS text) || ' ' || "role", ',')"#
+        }
+        _ => {
+            r#"group_concat(CASE typeof("org_id") WHEN 'blob' THEN hex("org_id") ELSE "org_id" END || ' ' || "role", ',')"#
+        }
+    };
+    q.expr_as(
+        Expr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .expr(Expr::cust(pairs))
+                    .from(org_membership::Entity)
+                    .and_where(org_membership::Column::UserId.eq(user_id.0))
+                    .and_where(org_membership::Column::Active.eq(true))
+                    .to_owned()
+                    .into(),
+            ),
+        ),
+        "memberships",
+    );
 }
 
-/// The actor from the columns of [`role_columns`], with the user's memberships (one more
-/// statement, for an active user only).
-async fn actor_from_row<C: ConnectionTrait>(
-    db: &C,
-    user_id: UserId,
-    row: &sea_orm::QueryResult,
-) -> StoreResult<Actor> {
+/// The actor from the columns of [`role_columns`].
+fn actor_from_row(user_id: UserId, row: &sea_orm::QueryResult) -> StoreResult<Actor> {
     let mut actor = Actor {
         user: user_id,
         ..Actor::default()
@@ -610,15 +638,15 @@ async fn actor_from_row<C: ConnectionTrait>(
     }
     actor.applicant = row.try_get("", "applicant")?;
     actor.system_admin = row.try_get("", "system_admin")?;
-    let memberships = org_membership::Entity::find()
-        .filter(org_membership::Column::UserId.eq(user_id.0))
-        .filter(org_membership::Column::Active.eq(true))
-        .all(db)
-        .await?;
-    for m in memberships {
-        actor.reviewer_of.insert(OrgId(m.org_id));
-        if m.role == OrgRole::OrgAdmin {
-            actor.admin_of.insert(OrgId(m.org_id));
+    let pairs: Option<String> = row.try_get("", "memberships")?;
+    for pair in pairs.iter().flat_map(|p| p.split(',')) {
+        let bad = || StoreError::Other(anyhow::anyhow!("unreadable membership {pair:?}"));
+        let (org, role) = pair.split_once(' ').ok_or_else(bad)?;
+        let org = OrgId(Uuid::parse_str(org).map_err(|_| bad())?);
+        let role = <OrgRole as sea_orm::ActiveEnum>::try_from_value(&role.to_string())?;
+        actor.reviewer_of.insert(org);
+        if role == OrgRole::OrgAdmin {
+            actor.admin_of.insert(org);
         }
     }
     Ok(actor)
@@ -684,6 +712,7 @@ async fn load(
     config::state_columns(&mut q);
     role_columns(
         &mut q,
+        db.get_database_backend(),
         user,
         Expr::col((application::Entity, application::Column::CompanyId)),
     );
@@ -732,7 +761,7 @@ async fn load(
     let district: Option<Uuid> = row.try_get("", "district")?;
     let last_seq: Option<i32> = row.try_get("", "last_seq")?;
     let last_hash: Option<String> = row.try_get("", "last_hash")?;
-    let actor = actor_from_row(db, user, row).await?;
+    let actor = actor_from_row(user, row)?;
     if let Target::Task(t) = target {
         // Only a reviewer of the task's organization learns that the task exists.
         let org = tasks.iter().find(|x| x.id == t.0).map(|x| OrgId(x.org_id));

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use entity::enums::{ApplicationStatus, TaskStatus};
-use entity::{application, history_event, outbox, task};
+use entity::enums::{ApplicationStatus, OrgRole, TaskStatus};
+use entity::{application, history_event, org_membership, outbox, task};
 use futures::future::join_all;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Statement,
 };
 use tokio::sync::Barrier;
 use zhigang::calendar::local_date;
@@ -779,6 +779,52 @@ db_test!(
     company_boundaries,
     another_companys_user_cannot_act_on_an_application
 );
+
+/// The roles read with the application: every active membership (reviewer and admin, in
+/// several organizations), none of an inactive one, and the company and system flags.
+async fn roles_cover_every_active_membership(t: &TestDb) {
+    let (company_a, applicant) = company(&t.db).await;
+    let u = member_of(&t.db, "D-120116", OrgRole::Reviewer).await;
+    let extra = [
+        ("TJ-STC", OrgRole::OrgAdmin, true),
+        ("TJ-DRC", OrgRole::Reviewer, true),
+        ("TJ-CAC", OrgRole::Reviewer, false),
+    ];
+    for (code, role, active) in extra {
+        org_membership::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            org_id: Set(org(&t.db, code).await.0),
+            user_id: Set(u.0),
+            role: Set(role),
+            active: Set(active),
+            created_at: Set(chrono::Utc::now()),
+        }
+        .insert(&t.db)
+        .await
+        .expect("membership");
+    }
+    let actor = store::actor_for(&t.db, u, company_a.0)
+        .await
+        .expect("roles");
+    let want: std::collections::BTreeSet<_> = [
+        org(&t.db, "D-120116").await,
+        org(&t.db, "TJ-STC").await,
+        org(&t.db, "TJ-DRC").await,
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(actor.reviewer_of, want);
+    assert_eq!(
+        actor.admin_of,
+        [org(&t.db, "TJ-STC").await].into_iter().collect()
+    );
+    assert!(!actor.applicant && !actor.system_admin);
+    let applicant = store::actor_for(&t.db, applicant, company_a.0)
+        .await
+        .expect("roles");
+    assert!(applicant.applicant && applicant.reviewer_of.is_empty());
+}
+db_test!(roles_of_a_user, roles_cover_every_active_membership);
 
 async fn migrations_run_down_and_up_again(t: &TestDb) {
     use migration::{Migrator, MigratorTrait};
