@@ -716,46 +716,84 @@ async fn load(
         user,
         Expr::col((application::Entity, application::Column::CompanyId)),
     );
-    match target {
-        Target::Application(a) => q.and_where(application::Column::Id.eq(a.0)),
-        Target::Task(t) => q.and_where(
-            app_id.clone().in_subquery(
-                Query::select()
-                    .column(task::Column::ApplicationId)
-                    .from(task::Entity)
-                    .and_where(task::Column::Id.eq(t.0))
-                    .to_owned(),
-            ),
+    // The application's id, as a condition on a table's `application_id` column.
+    let of_target = |col: Expr| match target {
+        Target::Application(a) => col.eq(a.0),
+        Target::Task(t) => col.in_subquery(
+            Query::select()
+                .column(task::Column::ApplicationId)
+                .from(task::Entity)
+                .and_where(task::Column::Id.eq(t.0))
+                .to_owned(),
         ),
     };
-    // With the application's tasks, one row each (`t_` columns), in the same statement.
-    let (a, t) = (Alias::new("a"), Alias::new("t"));
-    let mut q = Query::select()
-        .column((a.clone(), sea_orm::sea_query::Asterisk))
-        .from_subquery(q, a.clone())
-        .join_as(
-            sea_orm::sea_query::JoinType::LeftJoin,
-            task::Entity,
-            t.clone(),
-            Expr::col((t.clone(), task::Column::ApplicationId))
-                .equals((a.clone(), application::Column::Id)),
-        )
-        .order_by((t.clone(), task::Column::Id), Order::Asc)
-        .to_owned();
-    for c in <task::Column as sea_orm::Iterable>::iter() {
-        q.expr_as(
-            Expr::col((t.clone(), c)),
-            Alias::new(format!("t_{}", sea_orm::IdenStatic::as_str(&c))),
-        );
+    q.and_where(of_target(app_id.clone()));
+    // With the application's tasks (`t_` columns) and, when asked for, its documents (`d_`
+    // columns), one row each, in the same statement: a UNION ALL of the two, each branch
+    // filtered to the application by itself, joined to the application's row.
+    fn name(prefix: &str, c: &impl sea_orm::IdenStatic) -> Alias {
+        Alias::new(format!("{prefix}{}", c.as_str()))
     }
+    let mut rows_q = Query::select();
+    rows_q.expr_as(Expr::col(task::Column::ApplicationId), Alias::new("x_app"));
+    for c in <task::Column as sea_orm::Iterable>::iter() {
+        rows_q.expr_as(Expr::col((task::Entity, c)), name("t_", &c));
+    }
+    if with_attachments {
+        for c in <attachment::Column as sea_orm::Iterable>::iter() {
+            rows_q.expr_as(Expr::cust("NULL"), name("d_", &c));
+        }
+    }
+    rows_q.from(task::Entity).and_where(of_target(Expr::col((
+        task::Entity,
+        task::Column::ApplicationId,
+    ))));
+    if with_attachments {
+        let mut docs = Query::select();
+        docs.expr_as(
+            Expr::col(attachment::Column::ApplicationId),
+            Alias::new("x_app"),
+        );
+        for c in <task::Column as sea_orm::Iterable>::iter() {
+            docs.expr_as(Expr::cust("NULL"), name("t_", &c));
+        }
+        for c in <attachment::Column as sea_orm::Iterable>::iter() {
+            docs.expr_as(Expr::col((attachment::Entity, c)), name("d_", &c));
+        }
+        docs.from(attachment::Entity)
+            .and_where(of_target(Expr::col((
+                attachment::Entity,
+                attachment::Column::ApplicationId,
+            ))));
+        rows_q.union(sea_orm::sea_query::UnionType::All, docs);
+    }
+    let (a, x) = (Alias::new("a"), Alias::new("x"));
+    let q = Query::select()
+        .column((a.clone(), sea_orm::sea_query::Asterisk))
+        .column((x.clone(), sea_orm::sea_query::Asterisk))
+        .from_subquery(q, a.clone())
+        .join_subquery(
+            sea_orm::sea_query::JoinType::LeftJoin,
+            rows_q,
+            x.clone(),
+            Expr::col((x.clone(), Alias::new("x_app"))).equals((a, application::Column::Id)),
+        )
+        .to_owned();
     let rows = db.query_all(&q).await?;
     let row = rows.first().ok_or(StoreError::NotFound)?;
     let mut tasks = Vec::with_capacity(rows.len());
+    let mut attachments = Vec::new();
     for r in &rows {
         if r.try_get::<Option<Uuid>>("", "t_id")?.is_some() {
             tasks.push(<task::Model as sea_orm::FromQueryResult>::from_query_result(r, "t_")?);
+        } else if with_attachments && r.try_get::<Option<Uuid>>("", "d_id")?.is_some() {
+            attachments
+                .push(<attachment::Model as sea_orm::FromQueryResult>::from_query_result(r, "d_")?);
         }
     }
+    tasks.sort_by_key(|t| t.id);
+    // Oldest first, as `attachments_of` reads them: the latest of a material wins.
+    attachments.sort_by_key(|d| (d.created_at, d.id));
     let app = <application::Model as sea_orm::FromQueryResult>::from_query_result(row, "")?;
     let held: Option<Value> = row.try_get("", "held_returns")?;
     let district: Option<Uuid> = row.try_get("", "district")?;
@@ -775,11 +813,6 @@ async fn load(
     let config = config::current_from(db, row).await?;
     let def = config.definition(db, app.definition_id).await?;
     let (orgs, calendar) = (config.orgs.clone(), config.calendar.clone());
-    let attachments = if with_attachments {
-        attachments_of(db, app.id).await?
-    } else {
-        Vec::new()
-    };
     let present: BTreeSet<&str> = attachments
         .iter()
         .filter_map(|a| a.material.as_deref())
