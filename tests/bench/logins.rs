@@ -182,7 +182,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     );
     // Unbounded, every login's hash would run at once: on C cores each of N hashes gets
     // C/N of a core, so the first login completes only near the end of the burst. Bounded
-    // to the cores (the semaphore in src/passwords.rs), hashes complete one after another
+    // to the cores (the hashing threads in src/passwords.rs), hashes complete one after another
     // from the start. (Thread counts do not show it: SQLite's connection threads come and
     // go too; memory neither: glibc keeps freed 19 MiB Argon2 blocks per thread arena.)
     let first = common::ms(&latency, 0.0);
