@@ -157,6 +157,21 @@ fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     out
 }
 
+/// The rows of `E` whose `col` is one of `ids` (no statement when there are none).
+async fn rows_in<E: EntityTrait>(
+    db: &DatabaseConnection,
+    col: E::Column,
+    ids: &[Uuid],
+) -> Result<Vec<E::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    E::find()
+        .filter(col.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
 fn data_of(row: &outbox::Model) -> Option<&Value> {
     row.payload.get("data")
 }
@@ -202,46 +217,14 @@ impl Batch {
         };
 
         // First round: everything keyed by the rows themselves.
-        let (names, modes, applications, tasks, memberships) = tokio::try_join!(
-            async {
-                if users.is_empty() {
-                    return Ok(Vec::new());
-                }
-                user::Entity::find()
-                    .filter(user::Column::Id.is_in(users.clone()))
-                    .all(db)
-                    .await
-            },
+        let (names, modes, applications, tasks, mut memberships) = tokio::try_join!(
+            rows_in::<user::Entity>(db, user::Column::Id, &users),
             prefs::stored_modes(db, &wanted_modes),
-            async {
-                if app_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                application::Entity::find()
-                    .filter(application::Column::Id.is_in(app_ids.clone()))
-                    .all(db)
-                    .await
-            },
-            async {
-                if task_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                task::Entity::find()
-                    .filter(task::Column::Id.is_in(task_ids.clone()))
-                    .all(db)
-                    .await
-            },
-            async {
-                if app_users.is_empty() {
-                    return Ok(Vec::new());
-                }
-                org_membership::Entity::find()
-                    .filter(org_membership::Column::UserId.is_in(app_users.clone()))
-                    .order_by_asc(org_membership::Column::Id)
-                    .all(db)
-                    .await
-            },
+            rows_in::<application::Entity>(db, application::Column::Id, &app_ids),
+            rows_in::<task::Entity>(db, task::Column::Id, &task_ids),
+            rows_in::<org_membership::Entity>(db, org_membership::Column::UserId, &app_users),
         )?;
+        memberships.sort_by_key(|m| m.id);
         let mut batch = Batch {
             names: names.into_iter().map(|u| (u.id, u.name)).collect(),
             modes,
@@ -274,15 +257,7 @@ impl Batch {
         }
         let (lookup_apps, lookup_orgs) = (distinct(lookup_apps), distinct(lookup_orgs));
         let (companies, members, org_tasks) = tokio::try_join!(
-            async {
-                if company_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                company::Entity::find()
-                    .filter(company::Column::Id.is_in(company_ids.clone()))
-                    .all(db)
-                    .await
-            },
+            rows_in::<company::Entity>(db, company::Column::Id, &company_ids),
             async {
                 if company_ids.is_empty() || app_users.is_empty() {
                     return Ok(Vec::new());
