@@ -49,6 +49,9 @@ async fn prepare(
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // A setting that cannot work stops the start before the database is touched (no
+        // migration run by an instance that could not serve).
+        crate::attachments::AttachmentStore::from_settings(settings)?;
         let (db, admin) = prepare(settings, true).await?;
         if let Some((email, password)) = admin {
             // Printed once to the operator's terminal, never logged.

@@ -74,6 +74,28 @@ fn workflow_check_refuses_a_broken_definition_naming_file_step_and_problem() {
 }
 
 #[test]
+fn serve_with_an_unusable_attachment_store_stops_before_touching_the_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = zhigang()
+        .env("ZHIGANG_DATA_DIR", dir.path())
+        .env("ZHIGANG_LISTEN", "127.0.0.1:0")
+        .env("ZHIGANG_ATTACHMENT_STORE", "ftp://files.example.test")
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("attachment_store must be `file` or an `s3://bucket[/prefix]` URL"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("zhigang.db").exists(),
+        "the database was created or migrated before the setting was checked"
+    );
+}
+
+#[test]
 fn admin_create_user_reads_the_password_from_stdin_and_audit_verify_passes_on_a_fresh_database() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut child = zhigang()
