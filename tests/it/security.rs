@@ -310,6 +310,9 @@ struct Served {
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// The object store's secret key the logged server is given.
+const S3_SECRET: &str = "quartz-heron-maple-38-wJalrXUtnFEMI";
+
 fn serve_logging(
     database_url: &str,
     smtp_url: &str,
@@ -329,6 +332,8 @@ fn serve_logging(
         .env("RUST_LOG", filter)
         .env("NO_COLOR", "1")
         .env("ZHIGANG_SMTP_URL", smtp_url)
+        // Set, though the store here is the file system: the settings carry it all the same.
+        .env("ZHIGANG_S3_SECRET_ACCESS_KEY", S3_SECRET)
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -458,6 +463,7 @@ async fn a_realistic_run_logs_no_password_token_or_session_id(t: &TestDb) {
     let smtp_url = smtp
         .url()
         .replace("smtp://", &format!("smtp://mailer:{smtp_password}@"));
+    secrets.push(("object store secret key".into(), S3_SECRET.into()));
     // On PostgreSQL the database URL carries a password too (the test server trusts local
     // connections, so any password is accepted and none is needed).
     let mut database_url = t.url.clone();
