@@ -652,17 +652,14 @@ fn actor_from_row(user_id: UserId, row: &sea_orm::QueryResult) -> StoreResult<Ac
     Ok(actor)
 }
 
-/// Reads what deciding an action on `target` by `user` needs. The application, its held
-/// returns, its company's district, its last history event, the user's role flags and the
-/// configuration generation come in one statement with the application's tasks (one row
-/// each), so they are one snapshot: the last event and the tasks read belong to the version
-/// read, and the version-guarded write makes sure they are still the latest.
-async fn load(
-    db: &DatabaseConnection,
+/// The statement of [`load`]: one row per task and document of the application (at least
+/// one), each with the application's columns and everything else read with it.
+fn load_statement(
+    backend: sea_orm::DbBackend,
     target: Target,
     user: UserId,
     with_attachments: bool,
-) -> StoreResult<Loaded> {
+) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Alias, ExprTrait as _, Order};
     let app_id = Expr::col((application::Entity, application::Column::Id));
     let last = |col: history_event::Column| -> Expr {
@@ -712,7 +709,7 @@ async fn load(
     config::state_columns(&mut q);
     role_columns(
         &mut q,
-        db.get_database_backend(),
+        backend,
         user,
         Expr::col((application::Entity, application::Column::CompanyId)),
     );
@@ -768,7 +765,7 @@ async fn load(
         rows_q.union(sea_orm::sea_query::UnionType::All, docs);
     }
     let (a, x) = (Alias::new("a"), Alias::new("x"));
-    let q = Query::select()
+    Query::select()
         .column((a.clone(), sea_orm::sea_query::Asterisk))
         .column((x.clone(), sea_orm::sea_query::Asterisk))
         .from_subquery(q, a.clone())
@@ -778,7 +775,22 @@ async fn load(
             x.clone(),
             Expr::col((x.clone(), Alias::new("x_app"))).equals((a, application::Column::Id)),
         )
-        .to_owned();
+        .to_owned()
+}
+
+/// Reads what deciding an action on `target` by `user` needs. The application, its held
+/// returns, its company's district, its last history event, the user's roles and
+/// memberships and the configuration generation come in one statement with the
+/// application's tasks and (when asked for) documents ([`load_statement`]), so they are
+/// one snapshot: the last event and the tasks read belong to the version read, and the
+/// version-guarded write makes sure they are still the latest.
+async fn load(
+    db: &DatabaseConnection,
+    target: Target,
+    user: UserId,
+    with_attachments: bool,
+) -> StoreResult<Loaded> {
+    let q = load_statement(db.get_database_backend(), target, user, with_attachments);
     let rows = db.query_all(&q).await?;
     let row = rows.first().ok_or(StoreError::NotFound)?;
     let mut tasks = Vec::with_capacity(rows.len());
