@@ -1038,25 +1038,34 @@ fn quiet_worker(
         .expect("start zhigang worker")
 }
 
-/// Waits for the worker's "started" line, then keeps draining its log in the background
-/// (a full pipe would block the process).
+/// Waits (at most two minutes) for the worker's "started" line; its log is drained in the
+/// background all along (a full pipe would block the process).
 fn wait_started(child: &mut std::process::Child) {
     use std::io::BufRead;
     let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("mail worker started") => break,
-            Some(Ok(line)) => eprintln!("worker: {line}"),
-            Some(Err(e)) => panic!("reading the worker's log: {e}"),
-            None => panic!("the worker exited before it started"),
-        }
-    }
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
     std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("worker: {line}");
+        let mut waiting = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            match line {
+                Ok(line) if waiting.is_some() && line.contains("mail worker started") => {
+                    let _ = waiting.take().map(|tx| tx.send(Ok(())));
+                }
+                Ok(line) => eprintln!("worker: {line}"),
+                Err(e) => {
+                    let _ =
+                        waiting.map(|tx| tx.send(Err(format!("reading the worker's log: {e}"))));
+                    return;
+                }
+            }
         }
+        let _ = waiting.map(|tx| tx.send(Err("the worker exited before it started".into())));
     });
+    match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("the worker did not start within 120 s"),
+    }
 }
 
 async fn two_worker_processes_on_one_postgresql_deliver_every_message_exactly_once(t: &TestDb) {
