@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
 use super::{StoreError, StoreResult};
@@ -67,32 +67,23 @@ fn cache() -> std::sync::MutexGuard<'static, Entries> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The database's identity and configuration generation.
-async fn generation(db: &DatabaseConnection) -> StoreResult<(String, i64)> {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT database_id, generation FROM config_state WHERE id = 1",
-        ))
-        .await?
-        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("config_state has no row")))?;
-    Ok((
-        row.try_get("", "database_id")?,
-        row.try_get("", "generation")?,
-    ))
-}
-
 /// The current configuration: from the cache when nothing changed since it was read.
 ///
 /// The generation is read before the tables, so a change committed in between is at worst
 /// remembered under the older generation — and the next read, seeing the newer one, reads
 /// again. Stale data is never remembered under a newer generation.
 pub async fn current(db: &DatabaseConnection) -> StoreResult<Arc<Config>> {
-    let (database, generation) = generation(db).await?;
-    current_at(db, database, generation).await
+    let mut q = sea_orm::sea_query::Query::select();
+    state_columns(&mut q);
+    let row = db
+        .query_one(&q)
+        .await?
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("a SELECT without FROM gave no row")))?;
+    current_from(db, &row).await
 }
 
-/// The two columns a caller can read in its own statement, for [`current_at`].
+/// The database's identity and configuration generation, as two columns a caller can read
+/// in its own statement, for [`current_from`].
 pub fn state_columns(q: &mut sea_orm::sea_query::SelectStatement) {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query};
     for (col, alias) in [
@@ -122,19 +113,8 @@ pub async fn current_from(
     db: &DatabaseConnection,
     row: &sea_orm::QueryResult,
 ) -> StoreResult<Arc<Config>> {
-    current_at(
-        db,
-        row.try_get("", "config_database_id")?,
-        row.try_get("", "config_generation")?,
-    )
-    .await
-}
-
-async fn current_at(
-    db: &DatabaseConnection,
-    database: String,
-    generation: i64,
-) -> StoreResult<Arc<Config>> {
+    let database: String = row.try_get("", "config_database_id")?;
+    let generation: i64 = row.try_get("", "config_generation")?;
     if let Some((g, c)) = cache().get(&database)
         && *g == generation
     {
