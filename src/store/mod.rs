@@ -504,25 +504,32 @@ async fn execute_inner(
     record: Option<&crate::admin::AdminAction<'_>>,
     with_attachments: bool,
 ) -> StoreResult<Applied> {
+    use tracing::Instrument as _;
     let span =
         tracing::info_span!("engine_action", target = ?target, action = action.kind().as_str());
-    let _enter = span.enter();
-    let mut action = action;
-    if let Action::Transfer { to, .. } | Action::Delegate { to, .. } = &mut action {
-        to.orgs = review_orgs_of(db, to.user).await?;
-    }
-    let with_attachments = with_attachments || needs_materials(&action);
-    for attempt in 0..MAX_ATTEMPTS {
-        match try_execute(db, target, user, &action, record, with_attachments).await {
-            Err(StoreError::Conflict) => {
-                // Back off a little, with jitter, so racing writers spread out.
-                let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
-                tokio::time::sleep(Duration::from_millis(ms.min(50))).await;
-            }
-            other => return other,
+    // Instrumented, not entered: a guard held across `.await` leaves the span current on
+    // whichever thread the task last ran, and a span created there later names a parent
+    // that may be gone (tracing's registry panics on it).
+    async move {
+        let mut action = action;
+        if let Action::Transfer { to, .. } | Action::Delegate { to, .. } = &mut action {
+            to.orgs = review_orgs_of(db, to.user).await?;
         }
+        let with_attachments = with_attachments || needs_materials(&action);
+        for attempt in 0..MAX_ATTEMPTS {
+            match try_execute(db, target, user, &action, record, with_attachments).await {
+                Err(StoreError::Conflict) => {
+                    // Back off a little, with jitter, so racing writers spread out.
+                    let ms = rand::random_range(1..=5u64) * (attempt as u64 + 1);
+                    tokio::time::sleep(Duration::from_millis(ms.min(50))).await;
+                }
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
     }
-    Err(StoreError::Conflict)
+    .instrument(span)
+    .await
 }
 
 /// Which application an action is on: named, or through one of its tasks (the API's task
