@@ -18,6 +18,7 @@ mod m20261127_000009_held_returns;
 mod m20261127_000010_api;
 mod m20261127_000011_inbox_indexes;
 mod m20261127_000012_config_generation;
+mod m20261127_000013_drop_prefix_index;
 
 /// The migrator: the list of every migration, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_api::Migration),
             Box::new(m20261127_000011_inbox_indexes::Migration),
             Box::new(m20261127_000012_config_generation::Migration),
+            Box::new(m20261127_000013_drop_prefix_index::Migration),
         ]
     }
 }

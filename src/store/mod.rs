@@ -959,19 +959,26 @@ async fn try_execute(
         transition_writes(&l, user, action, &transition, reference, &told, now)
     };
     let event_id;
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres
-        && record.is_none()
-        && !allocate
-        && !submits
-    {
-        // The common case on PostgreSQL: every write in one statement, each conditional on
-        // the guarded update (one round trip instead of BEGIN, 3–6 writes and COMMIT).
+    // The common case (no recorded admin action, no reference to allocate, no submission):
+    // every write in one round trip, each conditional on the guarded update.
+    let common = record.is_none() && !allocate && !submits;
+    if common && db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // One statement instead of BEGIN, 3–6 writes and COMMIT.
         let (writes, id) = record_event(&reference)?;
         event_id = id;
         if !apply_guarded(db, guard, writes).await? {
             return Err(StoreError::Conflict);
         }
+    } else if common && db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // BEGIN, the writes as one batch of statements, COMMIT: three hand-offs to the
+        // connection's thread instead of one per statement.
+        let (writes, id) = record_event(&reference)?;
+        event_id = id;
+        if !apply_guarded_sqlite(db, guard, writes, id).await? {
+            return Err(StoreError::Conflict);
+        }
     } else {
+        let _turn = sqlite_writer(db).await;
         let txn = db.begin().await?;
         // The guarded update comes first: on PostgreSQL it takes the row lock, on SQLite the
         // write lock, so everything below runs with the application to ourselves.
@@ -1069,6 +1076,21 @@ impl Row {
         }
     }
 
+    /// `INSERT … SELECT …` of the values, when `condition` holds.
+    fn insert_where(self, condition: Expr) -> sea_orm::sea_query::InsertStatement {
+        let mut q = Query::insert();
+        q.into_table(self.table)
+            .columns(self.columns)
+            .select_from(
+                Query::select()
+                    .exprs(self.values.into_iter().map(Expr::val))
+                    .and_where(condition)
+                    .to_owned(),
+            )
+            .expect("as many values as columns");
+        q
+    }
+
     /// `INSERT … VALUES`, or with `guard`, `INSERT … SELECT … FROM guard` (nothing when
     /// the guard is empty).
     fn statement(self, guard: Option<&str>) -> sea_orm::sea_query::InsertStatement {
@@ -1098,8 +1120,8 @@ enum Write {
     Update(Box<sea_orm::sea_query::UpdateStatement>),
 }
 
-/// Everything a transition writes after the guarded update of the application: held
-/// returns, tasks, copies, the history event and the outbox rows; and the event's id.
+/// Everything a transition writes after the guarded update of the application: the
+/// history event (first), tasks, copies and the outbox rows; and the event's id.
 fn transition_writes(
     l: &Loaded,
     user: UserId,
@@ -1172,7 +1194,9 @@ fn transition_writes(
             created_at: now,
         },
     );
-    writes.push(Write::Insert(Row::of(&history_event::ActiveModel {
+    // The event comes first: SQLite's batch conditions it on the guard and everything
+    // after it on the event (see `apply_guarded_sqlite`).
+    writes.insert(0, Write::Insert(Row::of(&history_event::ActiveModel {
         id: Set(event_id),
         application_id: Set(app.0),
         seq: Set(seq),
@@ -1243,6 +1267,101 @@ async fn apply_guarded(
         .await?
         .ok_or_else(|| StoreError::Other(anyhow::anyhow!("a count gave no row")))?;
     Ok(row.try_get::<i64>("", "n")? == 1)
+}
+
+/// On SQLite, this process's turn to write transitions to the database file (`None` on
+/// PostgreSQL). SQLite lets one writer at a time in; the others wait in its busy handler,
+/// which sleeps from 1 up to 100 ms between tries and so leaves the database idle after the
+/// writer finished. Waiting here instead hands the turn over at once. It only orders this
+/// process's transitions: correctness still rests on the version guard and SQLite's lock.
+async fn sqlite_writer(db: &DatabaseConnection) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    use std::sync::{LazyLock, Mutex};
+    type Turns = Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>;
+    static TURNS: LazyLock<Turns> = LazyLock::new(Turns::default);
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return None;
+    }
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    let turn = TURNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(file)
+        .or_default()
+        .clone();
+    Some(turn.lock_owned().await)
+}
+
+/// Applies the guarded update and `writes` (the history event `event` first) on SQLite in
+/// one transaction, the statements sent together: SQLite has no data-modifying CTEs, so the
+/// event is inserted only when the guard changed a row (`changes() = 1` right after it) and
+/// every later write only when the event is there. When the application's version moved,
+/// nothing at all is written. True when it was written.
+async fn apply_guarded_sqlite(
+    db: &DatabaseConnection,
+    guard: sea_orm::sea_query::UpdateStatement,
+    writes: Vec<Write>,
+    event: Uuid,
+) -> StoreResult<bool> {
+    use sea_orm::sea_query::{QueryStatementWriter, SqliteQueryBuilder};
+    fn push(sql: &mut String, values: &mut Vec<sea_orm::Value>, q: &impl QueryStatementWriter) {
+        let (text, v) = q.build(SqliteQueryBuilder);
+        sql.push_str(&text);
+        sql.push_str(";\n");
+        values.extend(v.0);
+    }
+    let (mut sql, mut values) = (String::new(), Vec::new());
+    push(&mut sql, &mut values, &guard);
+    let event_written = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(history_event::Entity)
+            .and_where(history_event::Column::Id.eq(event))
+            .to_owned(),
+    );
+    for (i, w) in writes.into_iter().enumerate() {
+        let condition = if i == 0 {
+            Expr::cust("changes() = 1")
+        } else {
+            event_written.clone()
+        };
+        match w {
+            Write::Insert(row) => push(&mut sql, &mut values, &row.insert_where(condition)),
+            Write::Update(mut u) => {
+                u.and_where(condition);
+                push(&mut sql, &mut values, &*u)
+            }
+        }
+    }
+    let _turn = sqlite_writer(db).await;
+    let txn = db.begin().await?;
+    let written = txn
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await?
+        .rows_affected();
+    match written {
+        // The guard matched nothing, so nothing was written.
+        0 => {
+            txn.rollback().await?;
+            Ok(false)
+        }
+        // The guard and at least the event.
+        n if n >= 2 => {
+            txn.commit().await?;
+            Ok(true)
+        }
+        // Dropping the transaction rolls the guard back.
+        n => Err(StoreError::Other(anyhow::anyhow!(
+            "the guarded update wrote {n} row without its event"
+        ))),
+    }
 }
 
 /// The current document of each material of an application: the latest upload.
