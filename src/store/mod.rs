@@ -978,8 +978,8 @@ async fn try_execute(
             return Err(StoreError::Conflict);
         }
     } else {
-        let _turn = sqlite_writer(db).await;
         let txn = db.begin().await?;
+        let _turn = sqlite_writer(db).await;
         // The guarded update comes first: on PostgreSQL it takes the row lock, on SQLite the
         // write lock, so everything below runs with the application to ourselves.
         if txn.execute(&guard).await?.rows_affected() == 0 {
@@ -1196,19 +1196,22 @@ fn transition_writes(
     );
     // The event comes first: SQLite's batch conditions it on the guard and everything
     // after it on the event (see `apply_guarded_sqlite`).
-    writes.insert(0, Write::Insert(Row::of(&history_event::ActiveModel {
-        id: Set(event_id),
-        application_id: Set(app.0),
-        seq: Set(seq),
-        kind: Set(kind.to_string()),
-        actor_user_id: Set(Some(user.0)),
-        actor_org_id: Set(actor_org),
-        internal: Set(transition.event.internal),
-        payload: Set(payload),
-        created_at: Set(now),
-        prev_hash: Set(prev_hash),
-        hash: Set(hash),
-    })));
+    writes.insert(
+        0,
+        Write::Insert(Row::of(&history_event::ActiveModel {
+            id: Set(event_id),
+            application_id: Set(app.0),
+            seq: Set(seq),
+            kind: Set(kind.to_string()),
+            actor_user_id: Set(Some(user.0)),
+            actor_org_id: Set(actor_org),
+            internal: Set(transition.event.internal),
+            payload: Set(payload),
+            created_at: Set(now),
+            prev_hash: Set(prev_hash),
+            hash: Set(hash),
+        })),
+    );
 
     // The reference may have been allocated in this very transaction.
     let app_now = application::Model {
@@ -1336,8 +1339,10 @@ async fn apply_guarded_sqlite(
             }
         }
     }
-    let _turn = sqlite_writer(db).await;
+    // BEGIN (deferred) takes no lock: the turn is taken after it, so the turn is held for
+    // the batch and COMMIT only.
     let txn = db.begin().await?;
+    let _turn = sqlite_writer(db).await;
     let written = txn
         .execute_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Sqlite,
