@@ -979,7 +979,11 @@ async fn try_execute(
         }
     } else {
         let txn = db.begin().await?;
-        let _turn = sqlite_writer(db).await;
+        // On SQLite, after the queued transitions of this process (see `SqliteWriter`).
+        let _turn = match sqlite_writer(db) {
+            Some(w) => Some(w.turn.clone().lock_owned().await),
+            None => None,
+        };
         // The guarded update comes first: on PostgreSQL it takes the row lock, on SQLite the
         // write lock, so everything below runs with the application to ourselves.
         if txn.execute(&guard).await?.rows_affected() == 0 {
@@ -1272,15 +1276,12 @@ async fn apply_guarded(
     Ok(row.try_get::<i64>("", "n")? == 1)
 }
 
-/// On SQLite, this process's turn to write transitions to the database file (`None` on
-/// PostgreSQL). SQLite lets one writer at a time in; the others wait in its busy handler,
-/// which sleeps from 1 up to 100 ms between tries and so leaves the database idle after the
-/// writer finished. Waiting here instead hands the turn over at once. It only orders this
-/// process's transitions: correctness still rests on the version guard and SQLite's lock.
-async fn sqlite_writer(db: &DatabaseConnection) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+/// On SQLite, this process's writer of transitions to the database file (`None` on
+/// PostgreSQL), shared by every transition written through the same file.
+fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<SqliteWriter>> {
     use std::sync::{LazyLock, Mutex};
-    type Turns = Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>;
-    static TURNS: LazyLock<Turns> = LazyLock::new(Turns::default);
+    type Writers = Mutex<HashMap<std::path::PathBuf, Arc<SqliteWriter>>>;
+    static WRITERS: LazyLock<Writers> = LazyLock::new(Writers::default);
     if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return None;
     }
@@ -1289,20 +1290,105 @@ async fn sqlite_writer(db: &DatabaseConnection) -> Option<tokio::sync::OwnedMute
         .connect_options()
         .get_filename()
         .to_path_buf();
-    let turn = TURNS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(file)
-        .or_default()
-        .clone();
-    Some(turn.lock_owned().await)
+    Some(
+        WRITERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(file)
+            .or_default()
+            .clone(),
+    )
 }
 
-/// Applies the guarded update and `writes` (the history event `event` first) on SQLite in
-/// one transaction, the statements sent together: SQLite has no data-modifying CTEs, so the
-/// event is inserted only when the guard changed a row (`changes() = 1` right after it) and
-/// every later write only when the event is there. When the application's version moved,
-/// nothing at all is written. True when it was written.
+/// Group commit of transitions on SQLite. SQLite lets one writer at a time in; the others
+/// wait in its busy handler, which sleeps from 1 up to 100 ms between tries and so leaves
+/// the database idle after the writer finished. Instead, a transition queues its batch of
+/// statements and waits for the turn; whoever gets the turn writes every queued batch in
+/// one transaction (one BEGIN and one COMMIT for all of them) and tells each its result.
+/// It only orders and groups this process's writes: correctness still rests on each
+/// batch's version guard and SQLite's lock.
+#[derive(Default)]
+struct SqliteWriter {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    queue: std::sync::Mutex<Vec<SqliteJob>>,
+}
+
+/// One transition's statements, ending in a `SELECT` of whether its event was written.
+struct SqliteJob {
+    sql: String,
+    values: Vec<sea_orm::Value>,
+    done: tokio::sync::oneshot::Sender<StoreResult<bool>>,
+}
+
+/// Writes `jobs` together; when that fails (one batch's error rolls back all of them),
+/// each on its own, so one transition's error is reported to that transition only.
+async fn write_jobs(db: DatabaseConnection, jobs: Vec<SqliteJob>) {
+    if jobs.len() > 1 {
+        match write_together(&db, &jobs).await {
+            Ok(written) => {
+                for (job, ok) in jobs.into_iter().zip(written) {
+                    let _ = job.done.send(Ok(ok));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, transitions = jobs.len(), "writing transitions together failed; writing them one by one");
+            }
+        }
+    }
+    for job in jobs {
+        let result = write_together(&db, std::slice::from_ref(&job))
+            .await
+            .map(|written| written.first().copied().unwrap_or(false));
+        let _ = job.done.send(result);
+    }
+}
+
+/// One transaction of every job's statements; whether each one's event was written.
+async fn write_together(db: &DatabaseConnection, jobs: &[SqliteJob]) -> StoreResult<Vec<bool>> {
+    let sql: String = jobs.iter().map(|j| j.sql.as_str()).collect();
+    let values: Vec<sea_orm::Value> = jobs.iter().flat_map(|j| j.values.clone()).collect();
+    let txn = db.begin().await?;
+    let written = async {
+        let rows = txn
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await?;
+        if rows.len() != jobs.len() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "{} transitions written together answered {} rows",
+                jobs.len(),
+                rows.len()
+            )));
+        }
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get_by_index::<bool>(0))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+    .await;
+    match written {
+        Ok(written) => {
+            txn.commit().await?;
+            Ok(written)
+        }
+        Err(e) => {
+            // Before the next attempt takes SQLite's lock.
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Applies the guarded update and `writes` (the history event `event` first) on SQLite, in
+/// a transaction shared with whatever other transitions this process writes at the same
+/// moment ([`SqliteWriter`]). SQLite has no data-modifying CTEs, so the event is inserted
+/// only when the guard changed a row (`changes() = 1` right after it) and every later
+/// write only when the event is there: when the application's version moved, nothing at
+/// all is written. True when it was written.
 async fn apply_guarded_sqlite(
     db: &DatabaseConnection,
     guard: sea_orm::sea_query::UpdateStatement,
@@ -1339,34 +1425,35 @@ async fn apply_guarded_sqlite(
             }
         }
     }
-    // BEGIN (deferred) takes no lock: the turn is taken after it, so the turn is held for
-    // the batch and COMMIT only.
-    let txn = db.begin().await?;
-    let _turn = sqlite_writer(db).await;
-    let written = txn
-        .execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            sql,
-            values,
-        ))
-        .await?
-        .rows_affected();
-    match written {
-        // The guard matched nothing, so nothing was written.
-        0 => {
-            txn.rollback().await?;
-            Ok(false)
-        }
-        // The guard and at least the event.
-        n if n >= 2 => {
-            txn.commit().await?;
-            Ok(true)
-        }
-        // Dropping the transaction rolls the guard back.
-        n => Err(StoreError::Other(anyhow::anyhow!(
-            "the guarded update wrote {n} row without its event"
-        ))),
+    push(
+        &mut sql,
+        &mut values,
+        &Query::select().expr(event_written).to_owned(),
+    );
+    let writer = sqlite_writer(db)
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("not a SQLite database")))?;
+    let (done, mut result) = tokio::sync::oneshot::channel();
+    writer
+        .queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(SqliteJob { sql, values, done });
+    let turn = writer.turn.clone().lock_owned().await;
+    if let Ok(r) = result.try_recv() {
+        // Written by whoever had the turn before.
+        return r;
     }
+    let jobs = std::mem::take(&mut *writer.queue.lock().unwrap_or_else(|e| e.into_inner()));
+    // Written on a task of its own, so the others' results arrive even if this request is
+    // cancelled meanwhile; the turn is held until all are written.
+    let db = db.clone();
+    tokio::spawn(async move {
+        write_jobs(db, jobs).await;
+        drop(turn);
+    });
+    result
+        .await
+        .map_err(|_| StoreError::Other(anyhow::anyhow!("a transition's write was lost")))?
 }
 
 /// The current document of each material of an application: the latest upload.
