@@ -2087,3 +2087,63 @@ pub async fn rate(
     txn.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(sql: &str) -> (SqliteJob, tokio::sync::oneshot::Receiver<StoreResult<bool>>) {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let sql = sql.to_string();
+        (
+            SqliteJob {
+                sql,
+                values: Vec::new(),
+                done,
+            },
+            result,
+        )
+    }
+
+    async fn rows_in_t(db: &DatabaseConnection) -> i64 {
+        db.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM t",
+        ))
+        .await
+        .expect("counted")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a number")
+    }
+
+    /// SQLite's group commit: batches written together each get their own answer, and when
+    /// one batch fails, the others are still written and only that one gets the error.
+    #[tokio::test]
+    async fn group_commit_answers_each_transition() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("group.db").display());
+        let db = crate::db::connect(&url, 4).await.expect("opened");
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .await
+            .expect("table created");
+
+        // Together: one written, one whose guard held nothing back.
+        let (a, a_done) = job("INSERT INTO t (id, v) VALUES (1, 'a'); SELECT 1;");
+        let (b, b_done) = job("INSERT INTO t (id, v) SELECT 2, 'b' WHERE 0; SELECT 0;");
+        write_jobs(db.clone(), vec![a, b]).await;
+        assert!(a_done.await.expect("answered").expect("written"));
+        assert!(!b_done.await.expect("answered").expect("written"));
+        assert_eq!(rows_in_t(&db).await, 1);
+
+        // One batch violates a constraint: the group is rolled back and each written alone.
+        let (c, c_done) = job("INSERT INTO t (id, v) VALUES (3, 'c'); SELECT 1;");
+        let (bad, bad_done) = job("INSERT INTO t (id, v) VALUES (4, NULL); SELECT 1;");
+        let (d, d_done) = job("INSERT INTO t (id, v) VALUES (5, 'd'); SELECT 1;");
+        write_jobs(db.clone(), vec![c, bad, d]).await;
+        assert!(c_done.await.expect("answered").expect("written"));
+        assert!(bad_done.await.expect("answered").is_err());
+        assert!(d_done.await.expect("answered").expect("written"));
+        assert_eq!(rows_in_t(&db).await, 3);
+    }
+}
