@@ -1276,11 +1276,13 @@ async fn apply_guarded(
     Ok(row.try_get::<i64>("", "n")? == 1)
 }
 
-/// On SQLite, this process's writer of transitions to the database file (`None` on
-/// PostgreSQL), shared by every transition written through the same file.
+/// On SQLite, this process's writer of transitions to the database file, shared by every
+/// transition written through the same file. `None` on PostgreSQL, and for a database
+/// that is not a file on disk (an in-memory name is not unique to one database, and
+/// transitions grouped under it could be written to the wrong one).
 fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<SqliteWriter>> {
     use std::sync::{LazyLock, Mutex};
-    type Writers = Mutex<HashMap<std::path::PathBuf, Arc<SqliteWriter>>>;
+    type Writers = Mutex<HashMap<std::path::PathBuf, Option<Arc<SqliteWriter>>>>;
     static WRITERS: LazyLock<Writers> = LazyLock::new(Writers::default);
     if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return None;
@@ -1290,14 +1292,12 @@ fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<SqliteWriter>> {
         .connect_options()
         .get_filename()
         .to_path_buf();
-    Some(
-        WRITERS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(file)
-            .or_default()
-            .clone(),
-    )
+    WRITERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(file)
+        .or_insert_with_key(|file| file.is_file().then(Arc::default))
+        .clone()
 }
 
 /// Group commit of transitions on SQLite. SQLite lets one writer at a time in; the others
@@ -1430,9 +1430,12 @@ async fn apply_guarded_sqlite(
         &mut values,
         &Query::select().expr(event_written).to_owned(),
     );
-    let writer = sqlite_writer(db)
-        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("not a SQLite database")))?;
     let (done, mut result) = tokio::sync::oneshot::channel();
+    let Some(writer) = sqlite_writer(db) else {
+        let job = SqliteJob { sql, values, done };
+        let written = write_together(db, std::slice::from_ref(&job)).await?;
+        return Ok(written.first().copied().unwrap_or(false));
+    };
     writer
         .queue
         .lock()
@@ -2115,6 +2118,28 @@ mod tests {
         .expect("a row")
         .try_get_by_index(0)
         .expect("a number")
+    }
+
+    /// Transitions are grouped per database file only: never under an in-memory name, which
+    /// several databases share.
+    #[tokio::test]
+    async fn group_commit_is_per_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        let a = crate::db::connect(&url("a.db"), 2).await.expect("opened");
+        let a_again = crate::db::connect(&url("a.db"), 2).await.expect("opened");
+        let b = crate::db::connect(&url("b.db"), 2).await.expect("opened");
+        let (a, a_again, b) = (
+            sqlite_writer(&a).expect("a writer for a file"),
+            sqlite_writer(&a_again).expect("a writer for a file"),
+            sqlite_writer(&b).expect("a writer for a file"),
+        );
+        assert!(Arc::ptr_eq(&a, &a_again));
+        assert!(!Arc::ptr_eq(&a, &b));
+        let memory = crate::db::connect("sqlite::memory:", 1)
+            .await
+            .expect("opened");
+        assert!(sqlite_writer(&memory).is_none());
     }
 
     /// SQLite's group commit: batches written together each get their own answer, and when
