@@ -970,8 +970,8 @@ async fn try_execute(
             return Err(StoreError::Conflict);
         }
     } else if common && db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        // BEGIN, the writes as one batch of statements, COMMIT: three hand-offs to the
-        // connection's thread instead of one per statement.
+        // The writes as one batch of statements, committed together with the other
+        // transitions this process writes at the moment (see `SqliteWriter`).
         let (writes, id) = record_event(&reference)?;
         event_id = id;
         if !apply_guarded_sqlite(db, guard, writes, id).await? {
