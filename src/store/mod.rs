@@ -962,19 +962,17 @@ async fn try_execute(
     // The common case (no recorded admin action, no reference to allocate, no submission):
     // every write in one round trip, each conditional on the guarded update.
     let common = record.is_none() && !allocate && !submits;
-    if common && db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // One statement instead of BEGIN, 3–6 writes and COMMIT.
+    if common {
         let (writes, id) = record_event(&reference)?;
         event_id = id;
-        if !apply_guarded(db, guard, writes).await? {
-            return Err(StoreError::Conflict);
-        }
-    } else if common && db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        // The writes as one batch of statements, committed together with the other
-        // transitions this process writes at the moment (see `SqliteWriter`).
-        let (writes, id) = record_event(&reference)?;
-        event_id = id;
-        if !apply_guarded_sqlite(db, guard, writes, id).await? {
+        let written = match db.get_database_backend() {
+            // One statement instead of BEGIN, 3–6 writes and COMMIT.
+            sea_orm::DbBackend::Postgres => apply_guarded(db, guard, writes).await?,
+            // One batch of statements, committed together with the other transitions this
+            // process writes at the moment (see `SqliteWriter`).
+            _ => apply_guarded_sqlite(db, guard, writes, id).await?,
+        };
+        if !written {
             return Err(StoreError::Conflict);
         }
     } else {
@@ -1010,7 +1008,7 @@ async fn try_execute(
         event_id = id;
         for w in writes {
             match w {
-                Write::Insert(am) => txn.execute(&am.statement(None)).await?,
+                Write::Insert(am) => txn.execute(&am.insert()).await?,
                 Write::Update(u) => txn.execute(&*u).await?,
             };
         }
@@ -1080,40 +1078,29 @@ impl Row {
         }
     }
 
-    /// `INSERT … SELECT …` of the values, when `condition` holds.
-    fn insert_where(self, condition: Expr) -> sea_orm::sea_query::InsertStatement {
+    /// `INSERT … VALUES`.
+    fn insert(self) -> sea_orm::sea_query::InsertStatement {
         let mut q = Query::insert();
         q.into_table(self.table)
             .columns(self.columns)
-            .select_from(
-                Query::select()
-                    .exprs(self.values.into_iter().map(Expr::val))
-                    .and_where(condition)
-                    .to_owned(),
-            )
-            .expect("as many values as columns");
+            .values_panic(self.values.into_iter().map(Expr::val));
         q
     }
 
-    /// `INSERT … VALUES`, or with `guard`, `INSERT … SELECT … FROM guard` (nothing when
-    /// the guard is empty).
-    fn statement(self, guard: Option<&str>) -> sea_orm::sea_query::InsertStatement {
+    /// `INSERT … SELECT` of the values, shaped by `shape` (a `FROM` of the guard, a
+    /// condition): nothing is inserted when the select yields no row.
+    fn insert_select(
+        self,
+        shape: impl FnOnce(&mut sea_orm::sea_query::SelectStatement),
+    ) -> sea_orm::sea_query::InsertStatement {
+        let mut select = Query::select();
+        select.exprs(self.values.into_iter().map(Expr::val));
+        shape(&mut select);
         let mut q = Query::insert();
-        q.into_table(self.table).columns(self.columns);
-        match guard {
-            None => {
-                q.values_panic(self.values.into_iter().map(Expr::val));
-            }
-            Some(g) => {
-                q.select_from(
-                    Query::select()
-                        .exprs(self.values.into_iter().map(Expr::val))
-                        .from(sea_orm::sea_query::Alias::new(g))
-                        .to_owned(),
-                )
-                .expect("as many values as columns");
-            }
-        }
+        q.into_table(self.table)
+            .columns(self.columns)
+            .select_from(select)
+            .expect("as many values as columns");
         q
     }
 }
@@ -1256,7 +1243,9 @@ async fn apply_guarded(
         let mut cte = CommonTableExpression::new();
         cte.table_name(Alias::new(format!("w{i}")));
         match w {
-            Write::Insert(row) => cte.query(row.statement(Some(GUARD))),
+            Write::Insert(row) => cte.query(row.insert_select(|q| {
+                q.from(Alias::new(GUARD));
+            })),
             Write::Update(mut u) => {
                 u.and_where(guarded.clone());
                 cte.query(*u)
@@ -1418,7 +1407,13 @@ async fn apply_guarded_sqlite(
             event_written.clone()
         };
         match w {
-            Write::Insert(row) => push(&mut sql, &mut values, &row.insert_where(condition)),
+            Write::Insert(row) => push(
+                &mut sql,
+                &mut values,
+                &row.insert_select(|q| {
+                    q.and_where(condition);
+                }),
+            ),
             Write::Update(mut u) => {
                 u.and_where(condition);
                 push(&mut sql, &mut values, &*u)
@@ -1431,16 +1426,19 @@ async fn apply_guarded_sqlite(
         &Query::select().expr(event_written).to_owned(),
     );
     let (done, mut result) = tokio::sync::oneshot::channel();
+    let job = SqliteJob { sql, values, done };
     let Some(writer) = sqlite_writer(db) else {
-        let job = SqliteJob { sql, values, done };
-        let written = write_together(db, std::slice::from_ref(&job)).await?;
-        return Ok(written.first().copied().unwrap_or(false));
+        // Not grouped: written alone.
+        write_jobs(db.clone(), vec![job]).await;
+        return result
+            .await
+            .map_err(|_| StoreError::Other(anyhow::anyhow!("a transition's write was lost")))?;
     };
     writer
         .queue
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(SqliteJob { sql, values, done });
+        .push(job);
     let turn = writer.turn.clone().lock_owned().await;
     if let Ok(r) = result.try_recv() {
         // Written by whoever had the turn before.
