@@ -131,12 +131,16 @@ pub async fn authenticate<C: ConnectionTrait>(
         .from(api_token::Column::UserId)
         .to(user::Column::Id)
         .into();
+    // `all`, not `one`: the hash is unique, and `one` adds a bound `LIMIT`, for which SQLite
+    // prepares the statement again every time it runs.
     let Some((row, Some(u))) = api_token::Entity::find()
         .select_also(user::Entity)
         .join(JoinType::InnerJoin, owner)
         .filter(api_token::Column::TokenHash.eq(hash(secret)))
-        .one(db)
+        .all(db)
         .await?
+        .into_iter()
+        .next()
     else {
         return Ok(None);
     };

@@ -667,26 +667,33 @@ fn load_statement(
     user: UserId,
     with_attachments: bool,
 ) -> sea_orm::sea_query::SelectStatement {
-    use sea_orm::sea_query::{Alias, ExprTrait as _, Order};
+    use sea_orm::sea_query::{Alias, ExprTrait as _};
     let app_id = Expr::col((application::Entity, application::Column::Id));
-    let last = |col: history_event::Column| -> Expr {
-        Expr::SubQuery(
-            None,
-            Box::new(
-                Query::select()
-                    .column(col)
-                    .from(history_event::Entity)
-                    .and_where(
-                        Expr::col((history_event::Entity, history_event::Column::ApplicationId))
-                            .eq(app_id.clone()),
-                    )
-                    .order_by(history_event::Column::Seq, Order::Desc)
-                    .limit(1)
-                    .to_owned()
-                    .into(),
-            ),
-        )
+    // The last event: its sequence number is the highest of the application's, found by
+    // an aggregate rather than `ORDER BY … LIMIT 1`. SQLite looks at a bound LIMIT when it
+    // plans, so it prepared the whole statement again every time it ran.
+    let events = || {
+        Query::select()
+            .from(history_event::Entity)
+            .and_where(
+                Expr::col((history_event::Entity, history_event::Column::ApplicationId))
+                    .eq(app_id.clone()),
+            )
+            .to_owned()
     };
+    let subquery =
+        |q: sea_orm::sea_query::SelectStatement| Expr::SubQuery(None, Box::new(q.into()));
+    let last_seq = subquery(
+        events()
+            .expr(Expr::col(history_event::Column::Seq).max())
+            .to_owned(),
+    );
+    let last_hash = subquery(
+        events()
+            .column(history_event::Column::Hash)
+            .and_where(Expr::col(history_event::Column::Seq).eq(last_seq.clone()))
+            .to_owned(),
+    );
     let district = Expr::SubQuery(
         None,
         Box::new(
@@ -710,8 +717,8 @@ fn load_statement(
             "held_returns",
         )
         .expr_as(district, "district")
-        .expr_as(last(history_event::Column::Seq), "last_seq")
-        .expr_as(last(history_event::Column::Hash), "last_hash")
+        .expr_as(last_seq, "last_seq")
+        .expr_as(last_hash, "last_hash")
         .from(application::Entity);
     config::state_columns(&mut q);
     role_columns(

@@ -839,6 +839,31 @@ async fn migrations_run_down_and_up_again(t: &TestDb) {
 }
 db_test!(migrations_down_and_up, migrations_run_down_and_up_again);
 
+/// The portal's own PostgreSQL connections ask for generic plans (`zhigang::db::connect`):
+/// left to choose, the server re-planned a transition's read every time, at a cost above
+/// executing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_ask_for_generic_plans() {
+    let Some(t) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let row =
+        t.db.query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT setting, source FROM pg_settings WHERE name = 'plan_cache_mode'",
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    let setting: String = row.try_get_by_index(0).expect("setting");
+    let source: String = row.try_get_by_index(1).expect("source");
+    // Set by the connection itself, not by the server's configuration.
+    assert_eq!(
+        (setting.as_str(), source.as_str()),
+        ("force_generic_plan", "client")
+    );
+}
+
 /// The applicant's page lists every item of a merged return with the organization that
 /// asks for it.
 async fn the_applicants_page_names_the_organization_of_each_merged_item(t: &TestDb) {
