@@ -694,21 +694,17 @@ fn load_statement(
             .and_where(Expr::col(history_event::Column::Seq).eq(last_seq.clone()))
             .to_owned(),
     );
-    let district = Expr::SubQuery(
-        None,
-        Box::new(
-            Query::select()
-                .column(company::Column::DistrictOrgId)
-                .from(company::Entity)
-                .and_where(
-                    Expr::col((company::Entity, company::Column::Id)).eq(Expr::col((
-                        application::Entity,
-                        application::Column::CompanyId,
-                    ))),
-                )
-                .to_owned()
-                .into(),
-        ),
+    let district = subquery(
+        Query::select()
+            .column(company::Column::DistrictOrgId)
+            .from(company::Entity)
+            .and_where(
+                Expr::col((company::Entity, company::Column::Id)).eq(Expr::col((
+                    application::Entity,
+                    application::Column::CompanyId,
+                ))),
+            )
+            .to_owned(),
     );
     let mut q = Query::select();
     q.columns(<application::Column as sea_orm::Iterable>::iter().map(|c| (application::Entity, c)))
@@ -1434,31 +1430,30 @@ async fn apply_guarded_sqlite(
     );
     let (done, mut result) = tokio::sync::oneshot::channel();
     let job = SqliteJob { sql, values, done };
-    let Some(writer) = sqlite_writer(db) else {
+    match sqlite_writer(db) {
         // Not grouped: written alone.
-        write_jobs(db.clone(), vec![job]).await;
-        return result
-            .await
-            .map_err(|_| StoreError::Other(anyhow::anyhow!("a transition's write was lost")))?;
-    };
-    writer
-        .queue
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(job);
-    let turn = writer.turn.clone().lock_owned().await;
-    if let Ok(r) = result.try_recv() {
-        // Written by whoever had the turn before.
-        return r;
+        None => write_jobs(db.clone(), vec![job]).await,
+        Some(writer) => {
+            writer
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(job);
+            let turn = writer.turn.clone().lock_owned().await;
+            if let Ok(r) = result.try_recv() {
+                // Written by whoever had the turn before.
+                return r;
+            }
+            let jobs = std::mem::take(&mut *writer.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            // Written on a task of its own, so the others' results arrive even if this
+            // request is cancelled meanwhile; the turn is held until all are written.
+            let db = db.clone();
+            tokio::spawn(async move {
+                write_jobs(db, jobs).await;
+                drop(turn);
+            });
+        }
     }
-    let jobs = std::mem::take(&mut *writer.queue.lock().unwrap_or_else(|e| e.into_inner()));
-    // Written on a task of its own, so the others' results arrive even if this request is
-    // cancelled meanwhile; the turn is held until all are written.
-    let db = db.clone();
-    tokio::spawn(async move {
-        write_jobs(db, jobs).await;
-        drop(turn);
-    });
     result
         .await
         .map_err(|_| StoreError::Other(anyhow::anyhow!("a transition's write was lost")))?
