@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    DbErr, ExecResult, QueryResult, RuntimeErr, Statement,
+};
+use sea_query_sqlx::SqlxValues;
 
 /// Opens a pool. SQLite gets WAL, foreign keys and a busy timeout, so concurrent writers
 /// wait for each other instead of failing.
@@ -78,4 +82,138 @@ pub async fn with_startup_lock<T>(
 /// True for PostgreSQL.
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres
+}
+
+/// One connection taken from the pool and kept for several statements, outside any
+/// transaction. sqlx checks a connection with a round trip every time it goes back to the
+/// pool (hard-coded in sqlx 0.9), so statements run through the pool one by one pay one
+/// extra round trip each; a request that runs its statements on one held connection pays
+/// it once, when the connection goes back.
+///
+/// Whoever holds one must not wait for another connection from the same pool meanwhile:
+/// enough requests doing that at once would leave the pool empty, all of them waiting.
+pub struct Held {
+    backend: DbBackend,
+    conn: tokio::sync::Mutex<HeldConnection>,
+}
+
+enum HeldConnection {
+    Postgres(sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>),
+    Sqlite(sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>),
+}
+
+impl Held {
+    /// Takes a connection from `db`'s pool.
+    pub async fn acquire(db: &DatabaseConnection) -> Result<Held, DbErr> {
+        let backend = db.get_database_backend();
+        let conn = match backend {
+            DbBackend::Postgres => HeldConnection::Postgres(
+                db.get_postgres_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(acquire_error)?,
+            ),
+            DbBackend::Sqlite => HeldConnection::Sqlite(
+                db.get_sqlite_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(acquire_error)?,
+            ),
+            other => {
+                return Err(DbErr::BackendNotSupported {
+                    db: other.as_str(),
+                    ctx: "Held::acquire",
+                });
+            }
+        };
+        Ok(Held {
+            backend,
+            conn: tokio::sync::Mutex::new(conn),
+        })
+    }
+}
+
+/// A connection on which every statement commits by itself, outside any transaction: what
+/// it reads was committed and stays so, so it may be remembered (`store::config`).
+pub trait Autocommit: ConnectionTrait {}
+
+impl Autocommit for DatabaseConnection {}
+
+impl Autocommit for Held {}
+
+/// The pool's errors as sea-orm reports them for its own acquisitions.
+fn acquire_error(e: sea_orm::sqlx::Error) -> DbErr {
+    match e {
+        sea_orm::sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sea_orm::sqlx::Error::PoolClosed => {
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
+        }
+        e => DbErr::Conn(RuntimeErr::SqlxError(e.into())),
+    }
+}
+
+/// A failed statement as sea-orm reports it (`execute`, then `query`).
+fn exec_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(e.into()))
+}
+
+fn query_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(e.into()))
+}
+
+/// A statement as sqlx runs it, with sea-orm's values bound the way sea-orm binds them.
+fn bound<DB>(stmt: Statement) -> sea_orm::sqlx::query::Query<'static, DB, SqlxValues>
+where
+    DB: sea_orm::sqlx::Database,
+    SqlxValues: sea_orm::sqlx::IntoArguments<DB>,
+{
+    let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
+    sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values))
+}
+
+/// `$body` with `$c` bound to the held connection, whichever database it is on (the same
+/// code, type-checked once per driver).
+macro_rules! on_held {
+    ($held:expr, |$c:ident| $body:expr) => {
+        match &mut *$held.conn.lock().await {
+            HeldConnection::Postgres($c) => $body,
+            HeldConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Held {
+    fn get_database_backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        Ok(on_held!(self, |c| bound(stmt)
+            .execute(&mut **c)
+            .await
+            .map_err(exec_error)?
+            .into()))
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        use sea_orm::sqlx::Executor as _;
+        let sql = sea_orm::sqlx::AssertSqlSafe(sql.to_owned());
+        Ok(on_held!(self, |c| c
+            .execute(sql)
+            .await
+            .map_err(exec_error)?
+            .into()))
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.query_all_raw(stmt).await?.into_iter().next())
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        Ok(on_held!(self, |c| {
+            let rows = bound(stmt).fetch_all(&mut **c).await.map_err(query_error)?;
+            rows.into_iter().map(Into::into).collect()
+        }))
+    }
 }

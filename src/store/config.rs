@@ -6,14 +6,16 @@
 //! (migration `m20261127_000012_config_generation`). A cached copy is used only while both
 //! match, so a change made by another instance, or by hand in SQL, is seen at the next read.
 //!
-//! Only a [`DatabaseConnection`] reads through the cache, never a transaction: inside a
-//! transaction that changed the configuration, the generation it sees may still roll back
-//! and be reused, so what it reads must not be remembered.
+//! Only a connection outside any transaction ([`Autocommit`]) reads through the cache,
+//! never a transaction: inside a transaction that changed the configuration, the generation
+//! it sees may still roll back and be reused, so what it reads must not be remembered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::db::Autocommit;
 use uuid::Uuid;
 
 use super::{StoreError, StoreResult};
@@ -34,11 +36,7 @@ pub struct Config {
 
 impl Config {
     /// The stored definition version `id`, parsed once per generation.
-    pub async fn definition(
-        &self,
-        db: &DatabaseConnection,
-        id: Uuid,
-    ) -> StoreResult<Arc<Definition>> {
+    pub async fn definition(&self, db: &impl Autocommit, id: Uuid) -> StoreResult<Arc<Definition>> {
         if let Some(d) = self.lock().get(&id) {
             return Ok(d.clone());
         }
@@ -110,7 +108,7 @@ pub fn state_columns(q: &mut sea_orm::sea_query::SelectStatement) {
 /// The configuration for the identity and generation read by the caller (with
 /// [`state_columns`]) before it reads anything else of the configuration.
 pub async fn current_from(
-    db: &DatabaseConnection,
+    db: &impl Autocommit,
     row: &sea_orm::QueryResult,
 ) -> StoreResult<Arc<Config>> {
     let database: String = row.try_get("", "config_database_id")?;

@@ -775,8 +775,9 @@ fn load_statement(
         rows_q.union(sea_orm::sea_query::UnionType::All, docs);
     }
     let (a, x) = (Alias::new("a"), Alias::new("x"));
-    Query::select()
-        .column((a.clone(), sea_orm::sea_query::Asterisk))
+    // Built in place: `to_owned` at the end would copy the whole statement.
+    let mut out = Query::select();
+    out.column((a.clone(), sea_orm::sea_query::Asterisk))
         .column((x.clone(), sea_orm::sea_query::Asterisk))
         .from_subquery(q, a.clone())
         .join_subquery(
@@ -784,8 +785,8 @@ fn load_statement(
             rows_q,
             x.clone(),
             Expr::col((x.clone(), Alias::new("x_app"))).equals((a, application::Column::Id)),
-        )
-        .to_owned()
+        );
+    out
 }
 
 /// Reads what deciding an action on `target` by `user` needs. The application, its held
@@ -795,7 +796,7 @@ fn load_statement(
 /// one snapshot: the last event and the tasks read belong to the version read, and the
 /// version-guarded write makes sure they are still the latest.
 async fn load(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Autocommit,
     target: Target,
     user: UserId,
     with_attachments: bool,
@@ -903,10 +904,14 @@ async fn try_execute(
     record: Option<&crate::admin::AdminAction<'_>>,
     with_attachments: bool,
 ) -> StoreResult<Applied> {
-    let l = load(db, target, user, with_attachments).await?;
+    // The reads, and on PostgreSQL the write, run on one connection: sqlx checks each
+    // connection with a round trip when it goes back to the pool, once per statement
+    // otherwise. It is given back before anything that takes a connection of its own.
+    let conn = crate::db::Held::acquire(db).await?;
+    let l = load(&conn, target, user, with_attachments).await?;
     let actor = &l.actor;
     let app = ApplicationId(l.app.id);
-    if matches!(action, Action::Submit) && actor.applicant && !email_verified(db, user).await? {
+    if matches!(action, Action::Submit) && actor.applicant && !email_verified(&conn, user).await? {
         return Err(StoreError::Refused(Refusal::EmailNotVerified));
     }
     let now = now();
@@ -918,7 +923,7 @@ async fn try_execute(
 
     // Who is told, read before writing (a membership changed meanwhile is the same as one
     // changed a moment later).
-    let told = notified_users(db, l.app.company_id, &transition).await?;
+    let told = notified_users(&conn, l.app.company_id, &transition).await?;
     let guard = application::Entity::update_many()
         .set(application::ActiveModel {
             id: NotSet,
@@ -970,15 +975,19 @@ async fn try_execute(
         event_id = id;
         let written = match db.get_database_backend() {
             // One statement instead of BEGIN, 3–6 writes and COMMIT.
-            sea_orm::DbBackend::Postgres => apply_guarded(db, guard, writes).await?,
+            sea_orm::DbBackend::Postgres => apply_guarded(&conn, guard, writes).await?,
             // One batch of statements, committed together with the other transitions this
-            // process writes at the moment (see `SqliteWriter`).
-            _ => apply_guarded_sqlite(db, guard, writes, id).await?,
+            // process writes at the moment (see `SqliteWriter`), on a connection of its own.
+            _ => {
+                drop(conn);
+                apply_guarded_sqlite(db, guard, writes, id).await?
+            }
         };
         if !written {
             return Err(StoreError::Conflict);
         }
     } else {
+        drop(conn);
         let txn = db.begin().await?;
         // On SQLite, after the queued transitions of this process (see `SqliteWriter`).
         let _turn = match sqlite_writer(db) {
@@ -1222,7 +1231,7 @@ fn transition_writes(
 /// data-modifying CTE that selects from (or tests) the guard's `RETURNING`, so when the
 /// application's version moved, nothing at all is written. True when it was written.
 async fn apply_guarded(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     mut guard: sea_orm::sea_query::UpdateStatement,
     writes: Vec<Write>,
 ) -> StoreResult<bool> {
@@ -1638,17 +1647,49 @@ pub async fn allocate_reference<C: ConnectionTrait>(
     Ok(format!("{prefix}-{year}-{n:06}"))
 }
 
-/// The users each notification of `transition` goes to, by audience.
+/// The users each notification of `transition` goes to, by audience: one statement for all
+/// audiences, each user once with a column per audience saying whether it is in it.
 async fn notified_users<C: ConnectionTrait>(
     db: &C,
     company: Uuid,
     transition: &Transition,
 ) -> StoreResult<HashMap<String, Vec<user::Model>>> {
-    let mut told: HashMap<String, Vec<user::Model>> = HashMap::new();
+    use sea_orm::QueryTrait as _;
+    use sea_orm::sea_query::Condition;
+    let mut keys = Vec::new();
+    let mut conditions = Vec::new();
     for n in &transition.notifications {
         let key = serde_json::to_string(&n.audience).map_err(anyhow::Error::from)?;
-        if let std::collections::hash_map::Entry::Vacant(e) = told.entry(key) {
-            e.insert(recipients(db, company, &n.audience).await?);
+        if !keys.contains(&key) {
+            keys.push(key);
+            conditions.push(audience_condition(company, &n.audience));
+        }
+    }
+    let mut told: HashMap<String, Vec<user::Model>> =
+        keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+    if keys.is_empty() {
+        return Ok(told);
+    }
+    let mut q = user::Entity::find()
+        .filter(
+            conditions
+                .iter()
+                .cloned()
+                .fold(Condition::any(), Condition::add),
+        )
+        .filter(user::Column::Active.eq(true))
+        .order_by_asc(user::Column::Email)
+        .into_query();
+    for (i, c) in conditions.into_iter().enumerate() {
+        // Whether the user is in audience `i`.
+        q.expr_as(c, format!("in_{i}"));
+    }
+    for row in db.query_all(&q).await? {
+        let u = <user::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+        for (i, key) in keys.iter().enumerate() {
+            if row.try_get::<bool>("", &format!("in_{i}"))? {
+                told.entry(key.clone()).or_default().push(u.clone());
+            }
         }
     }
     Ok(told)
@@ -1748,13 +1789,9 @@ pub fn outbox_row(
     }
 }
 
-async fn recipients<C: ConnectionTrait>(
-    db: &C,
-    company: Uuid,
-    audience: &Audience,
-) -> StoreResult<Vec<user::Model>> {
-    // One statement: the members as a subquery.
-    let who = match audience {
+/// Which users are in `audience`, as a condition on the users table.
+fn audience_condition(company: Uuid, audience: &Audience) -> sea_orm::sea_query::SimpleExpr {
+    match audience {
         Audience::CompanyMembers => user::Column::Id.in_subquery(
             Query::select()
                 .column(company_member::Column::UserId)
@@ -1772,13 +1809,7 @@ async fn recipients<C: ConnectionTrait>(
                 .to_owned(),
         ),
         Audience::User(u) => user::Column::Id.eq(u.0),
-    };
-    Ok(user::Entity::find()
-        .filter(who)
-        .filter(user::Column::Active.eq(true))
-        .order_by_asc(user::Column::Email)
-        .all(db)
-        .await?)
+    }
 }
 
 /// Whether `user` may see the application: a member of its company, a reviewer of an

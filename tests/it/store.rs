@@ -944,3 +944,58 @@ db_test!(
     applicant_page_names_who_asks,
     the_applicants_page_names_the_organization_of_each_merged_item
 );
+
+/// A held connection (`zhigang::db::Held`, on which a transition reads and, on
+/// PostgreSQL, writes) runs every statement on the one connection it took, out of the
+/// pool until it is dropped: a temporary table it creates is there for its next
+/// statements and for no other connection. Values are bound, errors come back as sea-orm's.
+async fn a_held_connection_keeps_one_connection(t: &TestDb) {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query};
+    let held = zhigang::db::Held::acquire(&t.db).await.expect("acquire");
+    held.execute_unprepared("CREATE TEMPORARY TABLE held_probe (x integer NOT NULL)")
+        .await
+        .expect("create");
+    let written = held
+        .execute(
+            Query::insert()
+                .into_table(Alias::new("held_probe"))
+                .columns([Alias::new("x")])
+                .values_panic([7.into()])
+                .values_panic([35.into()]),
+        )
+        .await
+        .expect("insert");
+    assert_eq!(written.rows_affected(), 2);
+    let sum = Query::select()
+        .expr_as(Expr::col(Alias::new("x")).sum(), Alias::new("s"))
+        .from(Alias::new("held_probe"))
+        .and_where(Expr::col(Alias::new("x")).gt(1))
+        .to_owned();
+    let row = held.query_one(&sum).await.expect("sum").expect("a row");
+    assert_eq!(row.try_get::<i64>("", "s").expect("s"), 42);
+    let none = held
+        .query_one(
+            Query::select()
+                .column(Alias::new("x"))
+                .from(Alias::new("held_probe"))
+                .and_where(Expr::col(Alias::new("x")).eq(-1)),
+        )
+        .await
+        .expect("query");
+    assert!(none.is_none());
+    // Any other connection of the pool: the table is not there.
+    let elsewhere = t.db.query_one(&sum).await;
+    assert!(
+        matches!(elsewhere, Err(sea_orm::DbErr::Query(_))),
+        "{elsewhere:?}"
+    );
+    // A failed statement is an error like the pool's, and the connection goes on.
+    let bad = held
+        .execute_unprepared("SELECT no_such_column FROM held_probe")
+        .await;
+    assert!(matches!(bad, Err(sea_orm::DbErr::Exec(_))), "{bad:?}");
+    held.execute_unprepared("DROP TABLE held_probe")
+        .await
+        .expect("drop");
+}
+db_test!(held_connection, a_held_connection_keeps_one_connection);
