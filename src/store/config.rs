@@ -14,12 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-
-use crate::db::Autocommit;
 use uuid::Uuid;
 
 use super::{StoreError, StoreResult};
 use crate::calendar::Calendar;
+use crate::db::Autocommit;
 use crate::organizations::OrgDirectory;
 use crate::workflow::definition::Definition;
 
