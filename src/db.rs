@@ -93,6 +93,8 @@ pub fn is_postgres(db: &DatabaseConnection) -> bool {
 /// Whoever holds one must not wait for another connection from the same pool meanwhile:
 /// enough requests doing that at once would leave the pool empty, all of them waiting.
 pub struct Held {
+    /// The connection's database, known without waiting for the lock
+    /// (`get_database_backend` cannot wait).
     backend: DbBackend,
     conn: tokio::sync::Mutex<HeldConnection>,
 }

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
 use super::{StoreError, StoreResult};
@@ -69,7 +68,7 @@ fn cache() -> std::sync::MutexGuard<'static, Entries> {
 /// The generation is read before the tables, so a change committed in between is at worst
 /// remembered under the older generation — and the next read, seeing the newer one, reads
 /// again. Stale data is never remembered under a newer generation.
-pub async fn current(db: &DatabaseConnection) -> StoreResult<Arc<Config>> {
+pub async fn current(db: &impl Autocommit) -> StoreResult<Arc<Config>> {
     let mut q = sea_orm::sea_query::Query::select();
     state_columns(&mut q);
     let row = db

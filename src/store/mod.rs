@@ -1665,8 +1665,8 @@ async fn notified_users<C: ConnectionTrait>(
             conditions.push(audience_condition(company, &n.audience));
         }
     }
-    let mut told: HashMap<String, Vec<user::Model>> =
-        keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+    // An audience nobody is in has no entry (`notification_rows` writes no row for it).
+    let mut told: HashMap<String, Vec<user::Model>> = HashMap::new();
     if keys.is_empty() {
         return Ok(told);
     }
