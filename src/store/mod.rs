@@ -666,7 +666,7 @@ fn load_statement(
     target: Target,
     user: UserId,
     with_attachments: bool,
-) -> sea_orm::sea_query::SelectStatement {
+) -> sea_orm::sea_query::WithQuery {
     use sea_orm::sea_query::{Alias, ExprTrait as _};
     let app_id = Expr::col((application::Entity, application::Column::Id));
     // The last event: its sequence number is the highest of the application's, found by
@@ -723,21 +723,32 @@ fn load_statement(
         user,
         Expr::col((application::Entity, application::Column::CompanyId)),
     );
-    // The application's id, as a condition on a table's `application_id` column.
-    let of_target = |col: Expr| match target {
-        Target::Application(a) => col.eq(a.0),
-        Target::Task(t) => col.in_subquery(
+    q.and_where(match target {
+        Target::Application(a) => app_id.eq(a.0),
+        Target::Task(t) => app_id.in_subquery(
             Query::select()
                 .column(task::Column::ApplicationId)
                 .from(task::Entity)
                 .and_where(task::Column::Id.eq(t.0))
                 .to_owned(),
         ),
+    });
+    // The application's row is a materialized CTE: its subqueries run once, not once per
+    // task and document row joined to it (the planner would otherwise pull the subquery
+    // up and run them per output row), and the branches below find the application there.
+    let (a, x) = (Alias::new("a"), Alias::new("x"));
+    // The application's id, as a condition on a table's `application_id` column.
+    let of_target = |col: Expr| {
+        col.in_subquery(
+            Query::select()
+                .column(application::Column::Id)
+                .from(a.clone())
+                .to_owned(),
+        )
     };
-    q.and_where(of_target(app_id.clone()));
     // With the application's tasks (`t_` columns) and, when asked for, its documents (`d_`
-    // columns), one row each, in the same statement: a UNION ALL of the two, each branch
-    // filtered to the application by itself, joined to the application's row.
+    // columns), one row each, in the same statement: a UNION ALL of the two, joined to the
+    // application's row.
     fn name(prefix: &str, c: &impl sea_orm::IdenStatic) -> Alias {
         Alias::new(format!("{prefix}{}", c.as_str()))
     }
@@ -774,19 +785,20 @@ fn load_statement(
             ))));
         rows_q.union(sea_orm::sea_query::UnionType::All, docs);
     }
-    let (a, x) = (Alias::new("a"), Alias::new("x"));
     // Built in place: `to_owned` at the end would copy the whole statement.
     let mut out = Query::select();
     out.column((a.clone(), sea_orm::sea_query::Asterisk))
         .column((x.clone(), sea_orm::sea_query::Asterisk))
-        .from_subquery(q, a.clone())
+        .from(a.clone())
         .join_subquery(
             sea_orm::sea_query::JoinType::LeftJoin,
             rows_q,
             x.clone(),
-            Expr::col((x.clone(), Alias::new("x_app"))).equals((a, application::Column::Id)),
+            Expr::col((x, Alias::new("x_app"))).equals((a.clone(), application::Column::Id)),
         );
-    out
+    let mut cte = sea_orm::sea_query::CommonTableExpression::new();
+    cte.query(q).table_name(a).materialized(true);
+    out.with(sea_orm::sea_query::WithClause::new().cte(cte).to_owned())
 }
 
 /// Reads what deciding an action on `target` by `user` needs. The application, its held
