@@ -209,7 +209,11 @@ impl ConnectionTrait for Held {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        Ok(self.query_all_raw(stmt).await?.into_iter().next())
+        Ok(on_held!(self, |c| bound(stmt)
+            .fetch_optional(&mut **c)
+            .await
+            .map_err(query_error)?
+            .map(Into::into)))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {

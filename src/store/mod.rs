@@ -798,7 +798,10 @@ fn load_statement(
         );
     let mut cte = sea_orm::sea_query::CommonTableExpression::new();
     cte.query(q).table_name(a).materialized(true);
-    out.with(sea_orm::sea_query::WithClause::new().cte(cte).to_owned())
+    // Not `WithClause::new().cte(cte).to_owned()`: that would copy the application's query.
+    let mut with = sea_orm::sea_query::WithClause::new();
+    with.cte(cte);
+    out.with(with)
 }
 
 /// Reads what deciding an action on `target` by `user` needs. The application, its held
@@ -1250,13 +1253,10 @@ async fn apply_guarded(
     use sea_orm::sea_query::{Alias, Asterisk, CommonTableExpression, ExprTrait as _, WithClause};
     const GUARD: &str = "guard";
     guard.returning_col(application::Column::Id);
+    let mut guard_cte = CommonTableExpression::new();
+    guard_cte.query(guard).table_name(Alias::new(GUARD));
     let mut with = WithClause::new();
-    with.cte(
-        CommonTableExpression::new()
-            .query(guard)
-            .table_name(Alias::new(GUARD))
-            .to_owned(),
-    );
+    with.cte(guard_cte);
     let guarded = Expr::exists(
         Query::select()
             .expr(Expr::val(1))
