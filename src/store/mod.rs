@@ -1319,11 +1319,81 @@ fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<SqliteWriter>> {
 /// statements and waits for the turn; whoever gets the turn writes every queued batch in
 /// one transaction (one BEGIN and one COMMIT for all of them) and tells each its result.
 /// It only orders and groups this process's writes: correctness still rests on each
-/// batch's version guard and SQLite's lock.
-#[derive(Default)]
+/// batch's version guard and SQLite's lock. A group holds at most `max_group` transitions,
+/// oldest first, so one transaction (and, when one batch fails, the rewriting of the others
+/// one by one) stays bounded however many requests arrive at once.
 struct SqliteWriter {
     turn: Arc<tokio::sync::Mutex<()>>,
-    queue: std::sync::Mutex<Vec<SqliteJob>>,
+    queue: std::sync::Mutex<std::collections::VecDeque<SqliteJob>>,
+    max_group: usize,
+    /// Groups written so far (one transaction each).
+    groups: std::sync::atomic::AtomicU64,
+}
+
+/// The most transitions [`SqliteWriter`] writes in one transaction.
+const MAX_GROUP: usize = 32;
+
+impl Default for SqliteWriter {
+    fn default() -> Self {
+        SqliteWriter {
+            turn: Arc::default(),
+            queue: std::sync::Mutex::default(),
+            max_group: MAX_GROUP,
+            groups: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl SqliteWriter {
+    /// Queues `job` and waits until it is written, by whoever has the turn: each holder of
+    /// the turn writes the oldest queued jobs (at most `max_group`) in one transaction, and
+    /// gives the turn back when they are written. A job that did not fit in that group is
+    /// written by the next holder, possibly its own request.
+    async fn submit(
+        &self,
+        db: &DatabaseConnection,
+        sql: String,
+        values: Vec<sea_orm::Value>,
+    ) -> StoreResult<bool> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(SqliteJob { sql, values, done });
+        loop {
+            let turn = self.turn.clone().lock_owned().await;
+            // A holder answers every job it took before it gives the turn back.
+            match result.try_recv() {
+                // Written by whoever had the turn before.
+                Ok(r) => return r,
+                Err(TryRecvError::Closed) => return Err(lost()),
+                Err(TryRecvError::Empty) => {}
+            }
+            let jobs: Vec<SqliteJob> = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let n = queue.len().min(self.max_group);
+                queue.drain(..n).collect()
+            };
+            if jobs.is_empty() {
+                // Not answered, yet not queued: only a lost answer leaves it so.
+                return Err(lost());
+            }
+            self.groups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Written on a task of its own, so the others' results arrive even if this
+            // request is cancelled meanwhile; the turn is held until all are written.
+            let db = db.clone();
+            tokio::spawn(async move {
+                write_jobs(db, jobs).await;
+                drop(turn);
+            });
+        }
+    }
+}
+
+fn lost() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("a transition's write was lost"))
 }
 
 /// One transition's statements, ending in a `SELECT` of whether its event was written.
@@ -1449,35 +1519,15 @@ async fn apply_guarded_sqlite(
         &mut values,
         &Query::select().expr(event_written).to_owned(),
     );
-    let (done, mut result) = tokio::sync::oneshot::channel();
-    let job = SqliteJob { sql, values, done };
     match sqlite_writer(db) {
+        Some(writer) => writer.submit(db, sql, values).await,
         // Not grouped: written alone.
-        None => write_jobs(db.clone(), vec![job]).await,
-        Some(writer) => {
-            writer
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(job);
-            let turn = writer.turn.clone().lock_owned().await;
-            if let Ok(r) = result.try_recv() {
-                // Written by whoever had the turn before.
-                return r;
-            }
-            let jobs = std::mem::take(&mut *writer.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            // Written on a task of its own, so the others' results arrive even if this
-            // request is cancelled meanwhile; the turn is held until all are written.
-            let db = db.clone();
-            tokio::spawn(async move {
-                write_jobs(db, jobs).await;
-                drop(turn);
-            });
+        None => {
+            let (done, result) = tokio::sync::oneshot::channel();
+            write_jobs(db.clone(), vec![SqliteJob { sql, values, done }]).await;
+            result.await.map_err(|_| lost())?
         }
     }
-    result
-        .await
-        .map_err(|_| StoreError::Other(anyhow::anyhow!("a transition's write was lost")))?
 }
 
 /// The current document of each material of an application: the latest upload.
@@ -2183,6 +2233,42 @@ mod tests {
             .await
             .expect("opened");
         assert!(sqlite_writer(&memory).is_none());
+    }
+
+    /// A group holds at most `max_group` transitions, oldest first; a transition queued
+    /// beyond it is written by a later holder of the turn, and every one is answered.
+    #[tokio::test]
+    async fn group_commit_caps_the_group() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("cap.db").display());
+        let db = crate::db::connect(&url, 4).await.expect("opened");
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .await
+            .expect("table created");
+        let writer = Arc::new(SqliteWriter {
+            max_group: 4,
+            ..SqliteWriter::default()
+        });
+        // Everything queues while the turn is taken, as behind a long write.
+        let turn = writer.turn.clone().lock_owned().await;
+        let submitted: Vec<_> = (1..=10)
+            .map(|i| {
+                let (writer, db) = (writer.clone(), db.clone());
+                let sql = format!("INSERT INTO t (id, v) VALUES ({i}, 'x'); SELECT 1;");
+                tokio::spawn(async move { writer.submit(&db, sql, Vec::new()).await })
+            })
+            .collect();
+        while writer.queue.lock().expect("the queue").len() < 10 {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        for s in submitted {
+            assert!(s.await.expect("joined").expect("written"));
+        }
+        assert_eq!(rows_in_t(&db).await, 10);
+        // 4 + 4 + 2.
+        assert_eq!(writer.groups.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert!(writer.queue.lock().expect("the queue").is_empty());
     }
 
     /// SQLite's group commit: batches written together each get their own answer, and when
