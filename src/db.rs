@@ -79,6 +79,19 @@ pub async fn with_startup_lock<T>(
     result
 }
 
+/// The row a query finds by a unique key (a primary key, a unique column), if any: what
+/// sea-orm's `one()` answers, without its `LIMIT`. `one()` binds the limit as a value, and
+/// SQLite looks at a bound `LIMIT` when it plans, so it prepares such a statement again
+/// every time it runs. For the lookups every request makes (its session, its user, its
+/// API token); the key being unique, there is at most one row to read.
+pub async fn find_unique<E, C>(query: sea_orm::Select<E>, db: &C) -> Result<Option<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: ConnectionTrait,
+{
+    Ok(query.all(db).await?.into_iter().next())
+}
+
 /// True for PostgreSQL.
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres

@@ -127,11 +127,13 @@ impl Roles {
             .into_iter()
             .map(|m| m.company_id)
             .collect();
-        roles.system_admin = entity::system_admin::Entity::find()
-            .filter(entity::system_admin::Column::UserId.eq(user))
-            .one(db)
-            .await?
-            .is_some();
+        roles.system_admin = crate::db::find_unique(
+            entity::system_admin::Entity::find()
+                .filter(entity::system_admin::Column::UserId.eq(user)),
+            db,
+        )
+        .await?
+        .is_some();
         Ok(roles)
     }
 
@@ -171,8 +173,7 @@ impl<'a> FromRequest<'a> for Ctx {
             .data::<State>()
             .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
         let user = match session.user_id() {
-            Some(id) => user::Entity::find_by_id(id.0)
-                .one(&state.db)
+            Some(id) => crate::db::find_unique(user::Entity::find_by_id(id.0), &state.db)
                 .await
                 .map_err(crate::web::internal)?
                 .filter(|u| u.active)

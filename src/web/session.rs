@@ -241,10 +241,11 @@ impl<E: Endpoint> SessionEndpoint<E> {
         let Some(token) = cookie_value(req, COOKIE) else {
             return Session::fresh(now);
         };
-        let found = session::Entity::find()
-            .filter(session::Column::TokenHash.eq(hash_token(&token)))
-            .one(&self.db)
-            .await;
+        let found = crate::db::find_unique(
+            session::Entity::find().filter(session::Column::TokenHash.eq(hash_token(&token))),
+            &self.db,
+        )
+        .await;
         let row = match found {
             Ok(Some(row)) => row,
             Ok(None) => return Session::fresh(now),
