@@ -659,8 +659,8 @@ fn actor_from_row(user_id: UserId, row: &sea_orm::QueryResult) -> StoreResult<Ac
     Ok(actor)
 }
 
-/// The statement of [`load`]: one row per task and document of the application (at least
-/// one), each with the application's columns and everything else read with it.
+/// The statement of [`load`]: a row per task of the application (at least one), each with
+/// the application's columns and everything else read with it, and a row per document.
 fn load_statement(
     backend: sea_orm::DbBackend,
     target: Target,
@@ -733,69 +733,69 @@ fn load_statement(
                 .to_owned(),
         ),
     });
+    // The names of the application row's columns, for the documents' rows below.
+    let mut app_columns = Vec::new();
+    q.exprs_mut_for_each(|e| {
+        let name = match (&e.alias, &e.expr) {
+            (Some(alias), _) => Some(alias.to_string()),
+            (None, Expr::Column(c)) => c.column().map(|c| c.to_string()),
+            _ => None,
+        };
+        app_columns.extend(name);
+    });
     // The application's row is a materialized CTE: its subqueries run once, not once per
-    // task and document row joined to it (the planner would otherwise pull the subquery
-    // up and run them per output row), and the branches below find the application there.
-    let (a, x) = (Alias::new("a"), Alias::new("x"));
-    // The application's id, as a condition on a table's `application_id` column.
-    let of_target = |col: Expr| {
-        col.in_subquery(
-            Query::select()
-                .column(application::Column::Id)
-                .from(a.clone())
-                .to_owned(),
-        )
-    };
-    // With the application's tasks (`t_` columns) and, when asked for, its documents (`d_`
-    // columns), one row each, in the same statement: a UNION ALL of the two, joined to the
-    // application's row.
+    // task and document row (the planner would otherwise pull the subquery up and run them
+    // per output row).
+    let a = Alias::new("a");
     fn name(prefix: &str, c: &impl sea_orm::IdenStatic) -> Alias {
         Alias::new(format!("{prefix}{}", c.as_str()))
     }
-    let mut rows_q = Query::select();
-    rows_q.expr_as(Expr::col(task::Column::ApplicationId), Alias::new("x_app"));
+    // The application's row with its tasks (`t_` columns), one row each (one row with
+    // empty task columns when it has none).
+    let mut out = Query::select();
+    out.column((a.clone(), sea_orm::sea_query::Asterisk));
     for c in <task::Column as sea_orm::Iterable>::iter() {
-        rows_q.expr_as(Expr::col((task::Entity, c)), name("t_", &c));
+        out.expr_as(Expr::col((task::Entity, c)), name("t_", &c));
     }
     if with_attachments {
         for c in <attachment::Column as sea_orm::Iterable>::iter() {
-            rows_q.expr_as(Expr::cust("NULL"), name("d_", &c));
+            out.expr_as(Expr::cust("NULL"), name("d_", &c));
         }
     }
-    rows_q.from(task::Entity).and_where(of_target(Expr::col((
+    out.from(a.clone()).join(
+        sea_orm::sea_query::JoinType::LeftJoin,
         task::Entity,
-        task::Column::ApplicationId,
-    ))));
+        Expr::col((task::Entity, task::Column::ApplicationId))
+            .equals((a.clone(), application::Column::Id)),
+    );
+    // And, when asked for, one row per document (`d_` columns) with the others empty:
+    // the documents do not repeat the application's columns. Two branches, so that
+    // PostgreSQL takes each column's type from the branch that has it.
     if with_attachments {
         let mut docs = Query::select();
-        docs.expr_as(
-            Expr::col(attachment::Column::ApplicationId),
-            Alias::new("x_app"),
-        );
+        for c in &app_columns {
+            docs.expr_as(Expr::cust("NULL"), Alias::new(c));
+        }
         for c in <task::Column as sea_orm::Iterable>::iter() {
             docs.expr_as(Expr::cust("NULL"), name("t_", &c));
         }
         for c in <attachment::Column as sea_orm::Iterable>::iter() {
             docs.expr_as(Expr::col((attachment::Entity, c)), name("d_", &c));
         }
-        docs.from(attachment::Entity)
-            .and_where(of_target(Expr::col((
-                attachment::Entity,
-                attachment::Column::ApplicationId,
-            ))));
-        rows_q.union(sea_orm::sea_query::UnionType::All, docs);
-    }
-    // Built in place: `to_owned` at the end would copy the whole statement.
-    let mut out = Query::select();
-    out.column((a.clone(), sea_orm::sea_query::Asterisk))
-        .column((x.clone(), sea_orm::sea_query::Asterisk))
-        .from(a.clone())
-        .join_subquery(
-            sea_orm::sea_query::JoinType::LeftJoin,
-            rows_q,
-            x.clone(),
-            Expr::col((x, Alias::new("x_app"))).equals((a.clone(), application::Column::Id)),
+        docs.from(attachment::Entity).and_where(
+            Expr::col((attachment::Entity, attachment::Column::ApplicationId)).eq(Expr::SubQuery(
+                None,
+                Box::new(
+                    Query::select()
+                        .column(application::Column::Id)
+                        .from(a.clone())
+                        .to_owned()
+                        .into(),
+                ),
+            )),
         );
+        out.union(sea_orm::sea_query::UnionType::All, docs);
+    }
     let mut cte = sea_orm::sea_query::CommonTableExpression::new();
     cte.query(q).table_name(a).materialized(true);
     // Not `WithClause::new().cte(cte).to_owned()`: that would copy the application's query.
@@ -818,7 +818,15 @@ async fn load(
 ) -> StoreResult<Loaded> {
     let q = load_statement(db.get_database_backend(), target, user, with_attachments);
     let rows = db.query_all(&q).await?;
-    let row = rows.first().ok_or(StoreError::NotFound)?;
+    // The application's columns are empty in the documents' rows.
+    let mut row = None;
+    for r in &rows {
+        if r.try_get::<Option<Uuid>>("", "id")?.is_some() {
+            row = Some(r);
+            break;
+        }
+    }
+    let row = row.ok_or(StoreError::NotFound)?;
     let mut tasks = Vec::with_capacity(rows.len());
     let mut attachments = Vec::new();
     for r in &rows {
