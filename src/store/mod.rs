@@ -2243,16 +2243,22 @@ mod tests {
         assert!(sqlite_writer(&memory).is_none());
     }
 
-    /// A group holds at most `max_group` transitions, oldest first; a transition queued
-    /// beyond it is written by a later holder of the turn, and every one is answered.
-    #[tokio::test]
-    async fn group_commit_caps_the_group() {
+    /// A database file with an empty table `t` (id, v), and its directory.
+    async fn table_t() -> (tempfile::TempDir, DatabaseConnection) {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("cap.db").display());
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = crate::db::connect(&url, 4).await.expect("opened");
         db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
             .await
             .expect("table created");
+        (dir, db)
+    }
+
+    /// A group holds at most `max_group` transitions, oldest first; a transition queued
+    /// beyond it is written by a later holder of the turn, and every one is answered.
+    #[tokio::test]
+    async fn group_commit_caps_the_group() {
+        let (_dir, db) = table_t().await;
         let writer = Arc::new(SqliteWriter {
             max_group: 4,
             ..SqliteWriter::default()
@@ -2283,12 +2289,7 @@ mod tests {
     /// one batch fails, the others are still written and only that one gets the error.
     #[tokio::test]
     async fn group_commit_answers_each_transition() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("group.db").display());
-        let db = crate::db::connect(&url, 4).await.expect("opened");
-        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-            .await
-            .expect("table created");
+        let (_dir, db) = table_t().await;
 
         // Together: one written, one whose guard held nothing back.
         let (a, a_done) = job("INSERT INTO t (id, v) VALUES (1, 'a'); SELECT 1;");
