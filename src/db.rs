@@ -82,8 +82,9 @@ pub async fn with_startup_lock<T>(
 /// The row a query finds by a unique key (a primary key, a unique column), if any: what
 /// sea-orm's `one()` answers, without its `LIMIT`. `one()` binds the limit as a value, and
 /// SQLite looks at a bound `LIMIT` when it plans, so it prepares such a statement again
-/// every time it runs. For the lookups every request makes (its session, its user, its
-/// API token); the key being unique, there is at most one row to read.
+/// every time it runs. For the lookups every web request makes (its session, its user);
+/// the key being unique, there is at most one row to read. (The API token lookup, a join,
+/// reads its one row the same way.)
 pub async fn find_unique<E, C>(query: sea_orm::Select<E>, db: &C) -> Result<Option<E::Model>, DbErr>
 where
     E: sea_orm::EntityTrait,
