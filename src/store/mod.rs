@@ -783,15 +783,11 @@ fn load_statement(
             docs.expr_as(Expr::col((attachment::Entity, c)), name("d_", &c));
         }
         docs.from(attachment::Entity).and_where(
-            Expr::col((attachment::Entity, attachment::Column::ApplicationId)).eq(Expr::SubQuery(
-                None,
-                Box::new(
-                    Query::select()
-                        .column(application::Column::Id)
-                        .from(a.clone())
-                        .to_owned()
-                        .into(),
-                ),
+            Expr::col((attachment::Entity, attachment::Column::ApplicationId)).eq(subquery(
+                Query::select()
+                    .column(application::Column::Id)
+                    .from(a.clone())
+                    .to_owned(),
             )),
         );
         out.union(sea_orm::sea_query::UnionType::All, docs);
@@ -1327,13 +1323,13 @@ fn sqlite_writer(db: &DatabaseConnection) -> Option<Arc<SqliteWriter>> {
 /// statements and waits for the turn; whoever gets the turn writes every queued batch in
 /// one transaction (one BEGIN and one COMMIT for all of them) and tells each its result.
 /// It only orders and groups this process's writes: correctness still rests on each
-/// batch's version guard and SQLite's lock. A group holds at most `max_group` transitions,
-/// oldest first, so one transaction (and, when one batch fails, the rewriting of the others
-/// one by one) stays bounded however many requests arrive at once.
+/// batch's version guard and SQLite's lock. A group holds at most [`MAX_GROUP`]
+/// transitions, oldest first, so one transaction (and, when one batch fails, the rewriting
+/// of the others one by one) stays bounded however many requests arrive at once.
+#[derive(Default)]
 struct SqliteWriter {
     turn: Arc<tokio::sync::Mutex<()>>,
     queue: std::sync::Mutex<std::collections::VecDeque<SqliteJob>>,
-    max_group: usize,
     /// Groups written so far (one transaction each).
     groups: std::sync::atomic::AtomicU64,
 }
@@ -1341,20 +1337,9 @@ struct SqliteWriter {
 /// The most transitions [`SqliteWriter`] writes in one transaction.
 const MAX_GROUP: usize = 32;
 
-impl Default for SqliteWriter {
-    fn default() -> Self {
-        SqliteWriter {
-            turn: Arc::default(),
-            queue: std::sync::Mutex::default(),
-            max_group: MAX_GROUP,
-            groups: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-}
-
 impl SqliteWriter {
     /// Queues `job` and waits until it is written, by whoever has the turn: each holder of
-    /// the turn writes the oldest queued jobs (at most `max_group`) in one transaction, and
+    /// the turn writes the oldest queued jobs (at most [`MAX_GROUP`]) in one transaction, and
     /// gives the turn back when they are written. A job that did not fit in that group is
     /// written by the next holder, possibly its own request.
     async fn submit(
@@ -1380,7 +1365,7 @@ impl SqliteWriter {
             }
             let jobs: Vec<SqliteJob> = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                let n = queue.len().min(self.max_group);
+                let n = queue.len().min(MAX_GROUP);
                 queue.drain(..n).collect()
             };
             if jobs.is_empty() {
@@ -2254,33 +2239,31 @@ mod tests {
         (dir, db)
     }
 
-    /// A group holds at most `max_group` transitions, oldest first; a transition queued
+    /// A group holds at most `MAX_GROUP` transitions, oldest first; a transition queued
     /// beyond it is written by a later holder of the turn, and every one is answered.
     #[tokio::test]
     async fn group_commit_caps_the_group() {
         let (_dir, db) = table_t().await;
-        let writer = Arc::new(SqliteWriter {
-            max_group: 4,
-            ..SqliteWriter::default()
-        });
+        let writer = Arc::new(SqliteWriter::default());
+        let queued = 2 * MAX_GROUP + 6;
         // Everything queues while the turn is taken, as behind a long write.
         let turn = writer.turn.clone().lock_owned().await;
-        let submitted: Vec<_> = (1..=10)
+        let submitted: Vec<_> = (1..=queued)
             .map(|i| {
                 let (writer, db) = (writer.clone(), db.clone());
                 let sql = format!("INSERT INTO t (id, v) VALUES ({i}, 'x'); SELECT 1;");
                 tokio::spawn(async move { writer.submit(&db, sql, Vec::new()).await })
             })
             .collect();
-        while writer.queue.lock().expect("the queue").len() < 10 {
+        while writer.queue.lock().expect("the queue").len() < queued {
             tokio::task::yield_now().await;
         }
         drop(turn);
         for s in submitted {
             assert!(s.await.expect("joined").expect("written"));
         }
-        assert_eq!(rows_in_t(&db).await, 10);
-        // 4 + 4 + 2.
+        assert_eq!(rows_in_t(&db).await, queued as i64);
+        // MAX_GROUP + MAX_GROUP + 6.
         assert_eq!(writer.groups.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert!(writer.queue.lock().expect("the queue").is_empty());
     }
